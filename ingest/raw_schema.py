@@ -1,0 +1,203 @@
+"""Column contracts of the raw tables (see docs/sources.md).
+
+One place names every raw table, its columns and their SQL types; the loader creates the
+tables from it on DuckDB and PostgreSQL alike, and dbt's sources mirror it.
+"""
+
+from __future__ import annotations
+
+BATCH_COLUMNS: list[tuple[str, str]] = [
+    ("_batch_id", "VARCHAR"),
+    ("_extracted_at", "TIMESTAMP"),
+    ("_source", "VARCHAR"),
+]
+
+MONEY_DECIMAL = "DECIMAL(38, 12)"
+
+RAW_TABLES: dict[str, list[tuple[str, str]]] = {
+    # metering store
+    "metering_usage_hourly": [
+        ("hour_start", "TIMESTAMP"),
+        ("account_id", "VARCHAR"),
+        ("project_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("quantity", "BIGINT"),
+        ("updated_at", "TIMESTAMP"),
+    ],
+    # billing database
+    "billing_accounts": [
+        ("account_id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("billing_anchor_day", "INTEGER"),
+        ("stripe_customer_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ],
+    "billing_plans": [
+        ("plan_id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("base_fee_minor", "BIGINT"),
+    ],
+    "billing_subscriptions": [
+        ("subscription_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("plan_id", "VARCHAR"),
+        ("started_at", "TIMESTAMP"),
+        ("ended_at", "TIMESTAMP"),
+    ],
+    "billing_price_books": [
+        ("price_id", "VARCHAR"),
+        ("plan_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("effective_from", "DATE"),
+        ("effective_to", "DATE"),
+        ("included_quantity", "BIGINT"),
+        ("tier_start", "BIGINT"),
+        ("tier_end", "BIGINT"),
+        ("unit_price_decimal", MONEY_DECIMAL),
+    ],
+    "billing_usage_counters": [
+        ("day", "DATE"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("quantity", "BIGINT"),
+        ("updated_at", "TIMESTAMP"),
+    ],
+    # Stripe: typed columns plus the full object
+    "stripe_customers": [
+        ("id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("email", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    "stripe_invoices": [
+        ("id", "VARCHAR"),
+        ("customer_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("subtotal", "BIGINT"),
+        ("total", "BIGINT"),
+        ("amount_paid", "BIGINT"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    "stripe_invoice_lines": [
+        ("id", "VARCHAR"),
+        ("invoice_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("quantity", "BIGINT"),
+        ("amount", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("object_json", "VARCHAR"),
+    ],
+    "stripe_charges": [
+        ("id", "VARCHAR"),
+        ("customer_id", "VARCHAR"),
+        ("invoice_id", "VARCHAR"),
+        ("amount", "BIGINT"),
+        ("amount_refunded", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("balance_transaction_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    "stripe_refunds": [
+        ("id", "VARCHAR"),
+        ("charge_id", "VARCHAR"),
+        ("amount", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("balance_transaction_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    "stripe_balance_transactions": [
+        ("id", "VARCHAR"),
+        ("type", "VARCHAR"),
+        ("source_id", "VARCHAR"),
+        ("amount", "BIGINT"),
+        ("fee", "BIGINT"),
+        ("net", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    "stripe_payouts": [
+        ("id", "VARCHAR"),
+        ("amount", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("arrival_date", "TIMESTAMP"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+}
+
+BATCH_LEDGER: list[tuple[str, str]] = [
+    ("batch_id", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("interval_start", "TIMESTAMP"),
+    ("interval_end", "TIMESTAMP"),
+    ("row_count", "BIGINT"),
+    ("checksum", "VARCHAR"),
+    ("status", "VARCHAR"),
+    ("loaded_at", "TIMESTAMP"),
+]
+
+# Tables meterline itself keeps (schema `ledger`): period locks and issued invoices.
+LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
+    "period_locks": [
+        ("period", "VARCHAR"),
+        ("locked_at_interval", "TIMESTAMP"),
+        ("exports_manifest_sha256", "VARCHAR"),
+    ],
+    "issued_invoices": [
+        ("invoice_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("total_minor", "BIGINT"),
+        ("line_count", "BIGINT"),
+    ],
+    "issued_invoice_lines": [
+        ("invoice_line_id", "VARCHAR"),
+        ("invoice_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("quantity", "BIGINT"),
+        ("amount_minor", "BIGINT"),
+    ],
+    "recon_check_results": [
+        ("as_of", "TIMESTAMP"),
+        ("check_name", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("observed_rows", "BIGINT"),
+        ("unexpected_rows", "BIGINT"),
+        ("detail", "VARCHAR"),
+    ],
+    "recon_findings": [
+        ("as_of", "TIMESTAMP"),
+        ("check_name", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("day", "VARCHAR"),
+        ("object_id", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("detail", "VARCHAR"),
+    ],
+}
+
+
+def all_raw_tables() -> dict[str, list[tuple[str, str]]]:
+    """Every raw table with the batch columns appended."""
+    return {name: cols + BATCH_COLUMNS for name, cols in RAW_TABLES.items()}

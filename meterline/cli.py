@@ -1,0 +1,219 @@
+"""The `meterline` command line.
+
+Exit codes: 0 the work was done and nothing drifted; 1 reconciliation found drift beyond
+tolerance (the summary says what); 2 a user error (config, date, period, unreachable
+warehouse or source: one line on stderr); 3 a stage failed (dbt, export); 4 a reconciliation
+check raised an error (an error is not a drift and not a pass).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from meterline.errors import MeterlineError
+
+EXIT_DRIFT = 1
+EXIT_CHECK_ERROR = 4
+
+
+def _emit(ctx: click.Context, summary: dict[str, Any], human: list[str]) -> None:
+    if ctx.obj.get("json"):
+        click.echo(json.dumps(summary, sort_keys=True, default=str))
+    else:
+        for line in human:
+            click.echo(line)
+
+
+def _date(value: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise MeterlineError(f"{what} must be a date like 2026-10-31, got {value!r}") from None
+
+
+def _config(ctx: click.Context):
+    from meterline.config import load_config
+
+    return load_config(ctx.obj.get("config"))
+
+
+def json_option(f):
+    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            ctx.ensure_object(dict)
+            ctx.find_root().obj["json"] = True
+        return value
+
+    return click.option("--json", "json_", is_flag=True, expose_value=False, callback=callback,
+                        help="Print one machine-readable JSON summary on stdout.")(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Path to meterline.toml (default: $METERLINE_CONFIG or ./meterline.toml).")
+@click.option("--json", "json_", is_flag=True, help="Print one machine-readable JSON summary on stdout.")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, json_: bool) -> None:
+    """meterline: nightly billing-data pipeline (metering, billing, Stripe)."""
+    ctx.obj = {"config": config, "json": json_}
+
+
+def _rec_exit(rec: dict[str, Any]) -> int:
+    if rec.get("check_errors"):
+        return EXIT_CHECK_ERROR
+    return EXIT_DRIFT if rec.get("drift_flagged") else 0
+
+
+def _rec_lines(rec: dict[str, Any]) -> list[str]:
+    lines = [f"reconciliation as of {rec['as_of']}: "
+             + ", ".join(f"{k} {v}" for k, v in rec["checks"].items())]
+    if rec["quarantined"]:
+        lines.append("quarantined rows: " + ", ".join(f"{k} {v}" for k, v in rec["quarantined"].items()))
+    for err in rec["check_errors"]:
+        lines.append(f"CHECK ERROR {err}")
+    drift = [f for f in rec["findings"] if f["check_name"] != "quarantine"]
+    if drift:
+        lines.append(f"DRIFT: {len(drift)} finding(s); first ones:")
+        for f in drift[:10]:
+            key = " ".join(f"{k}={f[k]}" for k in ("account_id", "category", "period", "day", "object_id")
+                           if f.get(k) is not None)
+            lines.append(f"  {f['check_name']} {f['status']} {key} {f.get('detail') or ''}".rstrip())
+        lines.append("  detail: SELECT * FROM marts.rec_findings")
+    return lines
+
+
+@cli.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder to write the world to.")
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--accounts", default=40, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--days", default=34, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--start", "start", default="2026-10-01", show_default=True, help="First day of the world.")
+@json_option
+@click.pass_context
+def sample(ctx: click.Context, out: str, seed: int, accounts: int, days: int, start: str) -> None:
+    """Write a deterministic sample world (sources + ground-truth manifest) to --out."""
+    from meterline.sample.generate import generate
+
+    manifest = generate(Path(out), seed=seed, accounts=accounts, days=days, start=_date(start, "--start"))
+    summary = {"out": str(Path(out).resolve()), "accounts": manifest["accounts"], "days": manifest["days"],
+               "first_day": manifest["first_day"], "last_day": manifest["last_day"],
+               "discrepancies_planted": len(manifest["discrepancies"])}
+    _emit(ctx, summary, [f"sample world written to {summary['out']} "
+                         f"({accounts} accounts, {manifest['first_day']} to {manifest['last_day']}, "
+                         f"{summary['discrepancies_planted']} planted discrepancies)"])
+
+
+@cli.command()
+@click.option("--date", "date_", default=None, help="Data interval (one day) to run.")
+@click.option("--start", default=None, help="First day of a range (inclusive).")
+@click.option("--end", default=None, help="Last day of a range (inclusive).")
+@json_option
+@click.pass_context
+def run(ctx: click.Context, date_: str | None, start: str | None, end: str | None) -> None:
+    """Run the nightly pipeline for one day (--date) or a range (--start/--end)."""
+    from meterline import runner
+
+    if date_ and (start or end):
+        raise MeterlineError("use either --date or --start/--end, not both")
+    if date_:
+        days = [_date(date_, "--date")]
+    elif start and end:
+        days = runner.days_between(_date(start, "--start"), _date(end, "--end"))
+    else:
+        raise MeterlineError("say which data interval: --date D or --start D1 --end D2")
+    cfg = _config(ctx)
+    summary = runner.nightly(cfg, days)
+    rec = summary["reconciliation"]
+    _emit(ctx, summary, [f"nightly {days[0]} .. {days[-1]}: batches {summary['batches']}",
+                         *_rec_lines(rec)])
+    sys.exit(_rec_exit(rec))
+
+
+@cli.command()
+@click.option("--period", required=True, help="Billing period to close, YYYY-MM.")
+@json_option
+@click.pass_context
+def close(ctx: click.Context, period: str) -> None:
+    """Close a billing period: issue its invoices, write its exports, lock it."""
+    from meterline import runner
+
+    result = runner.close(_config(ctx), period)
+    if result["action"] == "already_closed":
+        human = [f"{period} is already closed; exports unchanged"]
+    else:
+        human = [f"closed {period}: {result['invoices']} invoices, totals {result['invoice_totals_minor']}",
+                 *[f"  wrote {p}" for p in result["exports"]]]
+    _emit(ctx, result, human)
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show what has been ingested, closed and reconciled."""
+    from meterline import runner
+
+    s = runner.status(_config(ctx))
+    human = [f"warehouse: {s['warehouse']}"]
+    for src, info in s["sources"].items():
+        human.append(f"  {src}: {info['batches']} batches, {info['first']} .. {info['last']}, {info['rows']} rows")
+    human.append(f"closed periods: {', '.join(s['closed_periods']) or 'none'}")
+    lr = s["last_reconciliation"]
+    human.append(f"last reconciliation: {lr['as_of'] or 'never'} {lr['checks']} drift findings {lr['drift_findings']}")
+    _emit(ctx, s, human)
+
+
+@cli.command()
+@click.option("--dir", "directory", default="meterline-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Everything the demo makes goes here.")
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--accounts", default=40, show_default=True, type=click.IntRange(4, 5000))
+@click.option("--days", default=34, show_default=True, type=click.IntRange(1, 400))
+@json_option
+@click.pass_context
+def demo(ctx: click.Context, directory: str, seed: int, accounts: int, days: int) -> None:
+    """Build the sample world, run every night and close each full month, then summarise."""
+    from meterline import runner
+
+    s = runner.demo(Path(directory), seed=seed, accounts=accounts, days=days)
+    human = [
+        f"meterline demo in {s['dir']} ({s['warehouse']})",
+        f"  {s['accounts']} accounts, {s['first_day']} .. {s['last_day']}, closed {', '.join(s['closed_periods']) or 'none'}",
+        f"  {s['invoices']} invoices issued, totals (minor units) {s['invoice_totals_minor']}",
+        f"  reconciliation: {s['drift_flagged']} drift finding(s), quarantined {s['quarantined']}",
+        f"  planted discrepancies found: {s['discrepancies_found']}/{s['discrepancies_planted']}, "
+        f"false positives: {s['false_positives']}",
+        *[f"  export {p}" for p in s["exports"]],
+        f"  next: cd {s['dir']} && meterline status",
+    ]
+    _emit(ctx, s, human)
+    ok = (s["discrepancies_found"] == s["discrepancies_planted"] and s["false_positives"] == 0
+          and not s["check_errors"])
+    sys.exit(0 if ok else EXIT_DRIFT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="meterline", standalone_mode=False)
+    except MeterlineError as exc:
+        click.echo(f"meterline: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("meterline: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Configuration: one file (`meterline.toml`) with `METERLINE_*` environment overrides.
+
+Lookup order for the file: the `--config` option, then `$METERLINE_CONFIG`, then
+`./meterline.toml`. Without a file the defaults apply. Relative paths in the file are relative
+to the file's folder (or to the working directory when there is no file).
+
+Every key can be overridden from the environment as `METERLINE_<SECTION>_<KEY>` (for
+example `METERLINE_PIPELINE_LATE_WINDOW_DAYS=5`); `METERLINE_WAREHOUSE` is a short form of
+`METERLINE_WAREHOUSE_URL`. Secrets (the Stripe API key, database passwords) come only from the
+environment: `METERLINE_STRIPE_API_KEY`, and PGPASSWORD or the URL given in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from meterline.errors import ConfigError
+
+CONFIG_FILE_NAME = "meterline.toml"
+DEFAULT_WAREHOUSE = "duckdb:///.meterline/warehouse.duckdb"
+
+# section -> key -> (type, default)
+SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
+    "warehouse": {
+        "url": (str, DEFAULT_WAREHOUSE),
+    },
+    "sources": {
+        "metering_url": (str, "duckdb:///sources/metering.duckdb"),
+        "metering_schema": (str, ""),
+        "metering_table": (str, "usage_hourly"),
+        "billing_url": (str, "duckdb:///sources/billing.duckdb"),
+        "billing_schema": (str, ""),
+        "stripe_api_base": (str, "https://api.stripe.com"),
+        "stripe_fixture": (str, ""),
+        "stripe_server_filters": (bool, True),
+    },
+    "pipeline": {
+        "state_dir": (str, ".meterline"),
+        "exports_dir": (str, "exports"),
+        "late_window_days": (int, 3),
+        "stripe_invoice_grace_days": (int, 2),
+        "quarantine_max_share": (Decimal, Decimal("0.01")),
+    },
+    "reconcile": {
+        "tolerance_abs": (int, 0),
+        "tolerance_rel": (Decimal, Decimal("0.001")),
+    },
+}
+
+SECRET_KEYS = {("sources", "stripe_api_key")}
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    """Where the warehouse lives. `kind` is `duckdb` or `postgres`."""
+
+    url: str
+    kind: str
+    path: Path | None = None  # duckdb file
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+
+    def redacted(self) -> str:
+        if self.kind == "duckdb":
+            return f"duckdb:///{self.path}"
+        user = f"{self.user}@" if self.user else ""
+        return f"postgresql://{user}{self.host}:{self.port}/{self.dbname}"
+
+    def libpq_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.dbname,
+            "connect_timeout": 5,
+        }
+        if self.user:
+            kw["user"] = self.user
+        if self.password:
+            kw["password"] = self.password
+        return kw
+
+
+def parse_db_url(url: str, base_dir: Path, what: str) -> WarehouseTarget:
+    """Parse `duckdb:///path` or `postgresql://user:pw@host:port/db`."""
+    if url.startswith("duckdb:///"):
+        # SQLAlchemy convention: duckdb:///relative/file, duckdb:////absolute/file
+        raw = url[len("duckdb:///") :]
+        if not raw:
+            raise ConfigError(f"{what}: duckdb URL needs a file path, got {url!r}")
+        path = Path(raw)
+        if not path.is_absolute():
+            path = base_dir / path
+        return WarehouseTarget(url=url, kind="duckdb", path=path.resolve())
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        dbname = parts.path.lstrip("/")
+        if not parts.hostname or not dbname:
+            raise ConfigError(f"{what}: PostgreSQL URL needs a host and a database, got {_redact(url)!r}")
+        try:
+            port = parts.port or 5432
+        except ValueError as exc:
+            raise ConfigError(f"{what}: bad port in {_redact(url)!r}") from exc
+        return WarehouseTarget(
+            url=url,
+            kind="postgres",
+            host=parts.hostname,
+            port=port,
+            user=parts.username or os.environ.get("PGUSER", ""),
+            password=parts.password or os.environ.get("PGPASSWORD", ""),
+            dbname=dbname,
+        )
+    raise ConfigError(
+        f"{what}: unsupported URL {_redact(url)!r} (use duckdb:///path/file.duckdb or postgresql://host/db)"
+    )
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+@dataclass
+class Config:
+    values: dict[str, dict[str, Any]]
+    base_dir: Path
+    file: Path | None = None
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    @property
+    def warehouse(self) -> WarehouseTarget:
+        return parse_db_url(self.get("warehouse", "url"), self.base_dir, "warehouse.url")
+
+    def path(self, section: str, key: str) -> Path:
+        p = Path(self.get(section, key))
+        return (p if p.is_absolute() else self.base_dir / p).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path("pipeline", "state_dir")
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.path("pipeline", "exports_dir")
+
+    @property
+    def stripe_api_key(self) -> str:
+        return self.secrets.get("stripe_api_key", "")
+
+    def source_target(self, name: str) -> WarehouseTarget:
+        return parse_db_url(self.get("sources", f"{name}_url"), self.base_dir, f"sources.{name}_url")
+
+    def dbt_vars(self) -> dict[str, Any]:
+        return {
+            "late_window_days": self.get("pipeline", "late_window_days"),
+            "stripe_invoice_grace_days": self.get("pipeline", "stripe_invoice_grace_days"),
+            "tolerance_abs": self.get("reconcile", "tolerance_abs"),
+            "tolerance_rel": str(self.get("reconcile", "tolerance_rel")),
+        }
+
+
+def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
+    typ, _ = SCHEMA[section][key]
+    try:
+        if typ is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float):
+                raise ValueError
+            return int(value)
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise ValueError
+        if typ is Decimal:
+            if isinstance(value, float):
+                # TOML floats are binary: ask for a string so the number stays exact.
+                raise ConfigError(
+                    f"{origin}: [{section}] {key} must be a quoted decimal string, e.g. \"0.001\""
+                )
+            return Decimal(str(value))
+        if typ is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (ValueError, InvalidOperation) as exc:
+        raise ConfigError(
+            f"{origin}: [{section}] {key} must be {typ.__name__}, got {value!r}"
+        ) from exc
+    return value
+
+
+def find_config_file(explicit: str | Path | None = None) -> Path | None:
+    if explicit:
+        p = Path(explicit)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        return p.resolve()
+    env = os.environ.get("METERLINE_CONFIG")
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p} (from METERLINE_CONFIG)")
+        return p.resolve()
+    p = Path.cwd() / CONFIG_FILE_NAME
+    return p.resolve() if p.is_file() else None
+
+
+def load_config(explicit: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    file = find_config_file(explicit)
+    base_dir = file.parent if file else Path.cwd()
+    values = {s: {k: d for k, (_, d) in keys.items()} for s, keys in SCHEMA.items()}
+    if file:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: malformed TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read: {exc.strerror}") from exc
+        for section, table in data.items():
+            if section not in SCHEMA or not isinstance(table, dict):
+                raise ConfigError(f"{file}: unknown section [{section}] (known: {', '.join(SCHEMA)})")
+            for key, value in table.items():
+                if (section, key) in SECRET_KEYS:
+                    raise ConfigError(
+                        f"{file}: [{section}] {key} is a secret: set it in the environment "
+                        f"(METERLINE_{section.upper()}_{key.upper()}), not in the file"
+                    )
+                if key not in SCHEMA[section]:
+                    raise ConfigError(f"{file}: unknown key [{section}] {key}")
+                values[section][key] = _coerce(section, key, value, str(file))
+    if "METERLINE_WAREHOUSE" in env:
+        values["warehouse"]["url"] = env["METERLINE_WAREHOUSE"]
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            name = f"METERLINE_{section.upper()}_{key.upper()}"
+            if name in env:
+                values[section][key] = _coerce(section, key, env[name], name)
+    secrets = {}
+    if env.get("METERLINE_SOURCES_STRIPE_API_KEY") or env.get("METERLINE_STRIPE_API_KEY"):
+        secrets["stripe_api_key"] = env.get("METERLINE_SOURCES_STRIPE_API_KEY") or env.get(
+            "METERLINE_STRIPE_API_KEY", ""
+        )
+    cfg = Config(values=values, base_dir=base_dir, file=file, secrets=secrets)
+    cfg.warehouse  # noqa: B018 - validate the URL early, with a clear message
+    return cfg

@@ -1,0 +1,107 @@
+"""Running dbt in-process (dbt's programmatic runner) with a profile built from the config.
+
+The profile is generated from the same warehouse target the Python stages use, so both always
+point at the same place. Passwords are not written to disk: the profile reads them from an
+environment variable set only for the dbt invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meterline.config import Config, WarehouseTarget
+from meterline.errors import StageError
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+PASSWORD_ENV = "METERLINE_DBT_PASSWORD"
+
+
+def profile_yaml(target: WarehouseTarget, threads: int = 2) -> str:
+    if target.kind == "duckdb":
+        out = {
+            "type": "duckdb",
+            "path": str(target.path),
+            "schema": "main",
+            "threads": 1,
+        }
+    else:
+        out = {
+            "type": "postgres",
+            "host": target.host,
+            "port": target.port,
+            "user": target.user or os.environ.get("USER", "postgres"),
+            "password": "{{ env_var('" + PASSWORD_ENV + "', '') }}",
+            "dbname": target.dbname,
+            "schema": "public",
+            "threads": threads,
+        }
+    body = "\n".join(f"      {k}: {json.dumps(v)}" for k, v in out.items())
+    return f"meterline:\n  target: default\n  outputs:\n    default:\n{body}\n"
+
+
+@dataclass
+class DbtResult:
+    command: str
+    success: bool
+    nodes: int
+    failures: list[str]
+
+
+def dbt_paths(cfg: Config) -> dict[str, Path]:
+    base = cfg.state_dir / "dbt"
+    return {"profiles": base, "target": base / "target", "logs": base / "logs"}
+
+
+def run_dbt(cfg: Config, command: str = "build", extra: list[str] | None = None,
+            vars_: dict[str, Any] | None = None) -> DbtResult:
+    from dbt.cli.main import dbtRunner
+
+    paths = dbt_paths(cfg)
+    paths["profiles"].mkdir(parents=True, exist_ok=True)
+    target = cfg.warehouse
+    (paths["profiles"] / "profiles.yml").write_text(profile_yaml(target), encoding="utf-8")
+    all_vars = {**cfg.dbt_vars(), **(vars_ or {})}
+    args = [
+        command,
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(paths["profiles"]),
+        "--target-path", str(paths["target"]),
+        "--log-path", str(paths["logs"]),
+        "--vars", json.dumps(all_vars, sort_keys=True),
+        "--quiet",
+        *(extra or []),
+    ]
+    old = os.environ.get(PASSWORD_ENV)
+    os.environ[PASSWORD_ENV] = target.password
+    try:
+        res = dbtRunner().invoke(args)
+    finally:
+        if old is None:
+            os.environ.pop(PASSWORD_ENV, None)
+        else:
+            os.environ[PASSWORD_ENV] = old
+    failures: list[str] = []
+    nodes = 0
+    if res.result is not None and hasattr(res.result, "results"):
+        for r in res.result.results:
+            nodes += 1
+            status = str(getattr(r, "status", "")).lower()
+            if status in ("error", "fail", "runtimeerror"):
+                msg = (getattr(r, "message", "") or "").strip().splitlines()
+                failures.append(f"{r.node.unique_id}: {msg[0] if msg else status}")
+    if res.exception is not None:
+        failures.append(str(res.exception).strip().splitlines()[0])
+    ok = bool(res.success) and not failures
+    return DbtResult(command=command, success=ok, nodes=nodes, failures=failures)
+
+
+def build(cfg: Config, extra: list[str] | None = None) -> DbtResult:
+    res = run_dbt(cfg, "build", extra=extra)
+    if not res.success:
+        shown = "; ".join(res.failures[:5]) or "see .meterline/dbt/logs/dbt.log"
+        raise StageError(f"dbt build failed: {shown}")
+    return res

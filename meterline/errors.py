@@ -1,0 +1,31 @@
+"""Errors a user can act on. The CLI prints them as one line, never as a traceback."""
+
+from __future__ import annotations
+
+
+class MeterlineError(Exception):
+    """A problem the user can fix: bad config, unreachable warehouse, a date outside the sources."""
+
+    exit_code = 2
+
+
+class ConfigError(MeterlineError):
+    """The configuration file or an environment override is missing or malformed."""
+
+
+class WarehouseError(MeterlineError):
+    """The warehouse cannot be reached or used."""
+
+
+class SourceError(MeterlineError):
+    """A source (metering, billing, Stripe) cannot be read; the message names it."""
+
+
+class IntervalError(MeterlineError):
+    """A requested date or period is outside what the sources cover or not ready."""
+
+
+class StageError(MeterlineError):
+    """A stage (dbt build, reconciliation, export) failed; the message says which and why."""
+
+    exit_code = 3

@@ -1,0 +1,325 @@
+"""The stage runner: the same stage functions the CLI and the Airflow DAGs call.
+
+nightly (ingest → dbt build → reconcile), close (issue, export, lock), status and the demo.
+Each stage is idempotent per data interval; nothing here reads the wall clock for business
+logic (the clock only stamps `_extracted_at`, an audit column).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from meterline import dbt
+from meterline.config import Config, load_config
+from meterline.errors import IntervalError, StageError
+from meterline.warehouse import connect, qualified, quote_ident
+
+Progress = Callable[[str], None]
+
+SAMPLE_STRIPE_KEY = "sk_test_meterline_sample"
+METERLINE_SCHEMAS = ("raw", "ledger", "staging", "intermediate", "marts", "seeds", "main")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def stripe_access(cfg: Config) -> Iterator[tuple[Any, str]]:
+    """A Stripe client: against the sample world's local server, or the configured API base."""
+    from ingest.stripe import make_client
+
+    fixture = cfg.get("sources", "stripe_fixture")
+    if fixture:
+        from meterline.sample.stripe_server import serve_stripe_fixture
+
+        with serve_stripe_fixture(cfg.path("sources", "stripe_fixture")) as base_url:
+            key = cfg.stripe_api_key or SAMPLE_STRIPE_KEY
+            yield make_client(key, base_url), key
+    else:
+        key = cfg.stripe_api_key
+        yield make_client(key, cfg.get("sources", "stripe_api_base")), key
+
+
+def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    if end < start:
+        raise IntervalError(f"--end {end} is before --start {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def check_days(cfg: Config, days: list[dt.date]) -> None:
+    from ingest.sql_sources import metering_coverage
+
+    first, last = metering_coverage(cfg)
+    outside = [d for d in days if d < first or d > last]
+    if outside:
+        raise IntervalError(
+            f"date {outside[0]} is outside the sources (metering covers {first} to {last})"
+        )
+
+
+def ingest_days(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> list[dict[str, Any]]:
+    from ingest.load import ensure_raw
+    from ingest.run import ingest_day
+
+    out = []
+    extracted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # audit stamp only
+    with stripe_access(cfg) as (client, key), connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        for i, day in enumerate(days, 1):
+            results = ingest_day(cfg, conn, day, client, extracted_at, stripe_api_key=key)
+            progress(
+                f"[{i}/{len(days)}] ingest {day}: "
+                + ", ".join(f"{r.source} {r.rows} rows ({r.action})" for r in results)
+            )
+            out.extend(
+                {"source": r.source, "day": day.isoformat(), "batch_id": r.batch_id,
+                 "rows": r.rows, "action": r.action}
+                for r in results
+            )
+    return out
+
+
+def reconcile_now(cfg: Config) -> dict[str, Any]:
+    from reconcile.checks import reconcile
+
+    with connect(cfg.warehouse) as conn:
+        result = reconcile(conn)
+        metering_rows = conn.fetchone(
+            f"SELECT count(*) FROM {qualified('raw', 'metering_usage_hourly')}")[0]
+    share = cfg.get("pipeline", "quarantine_max_share")
+    by_reason: dict[str, int] = {}
+    for f in result.quarantined:
+        by_reason[f["reason"]] = by_reason.get(f["reason"], 0) + 1
+    summary = {
+        "as_of": result.as_of.isoformat(),
+        "checks": {c.check_name: c.outcome for c in result.checks},
+        "check_errors": [f"{c.check_name}: {c.detail}" for c in result.errors],
+        "drift_flagged": len(result.drift),
+        "quarantined": by_reason,
+        "findings": result.findings,
+    }
+    total_q = sum(by_reason.values())
+    if metering_rows and total_q > share * metering_rows:
+        worst = max(by_reason, key=lambda k: by_reason[k])
+        raise StageError(
+            f"metering source: {total_q} of {metering_rows} rows quarantined "
+            f"(over the {share} limit), mostly {worst!r}: see marts.fct_quarantine"
+        )
+    return summary
+
+
+def nightly(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> dict[str, Any]:
+    """Ingest every interval in `days`, then one dbt build and one reconciliation."""
+    check_days(cfg, days)
+    batches = ingest_days(cfg, days, progress)
+    progress("dbt build ...")
+    res = dbt.build(cfg)
+    progress(f"dbt build: {res.nodes} nodes ok")
+    progress("reconcile ...")
+    rec = reconcile_now(cfg)
+    progress(
+        f"reconcile as of {rec['as_of']}: {rec['drift_flagged']} drift finding(s), "
+        f"checks {rec['checks']}"
+    )
+    return {
+        "days": [d.isoformat() for d in days],
+        "batches": {
+            action: sum(1 for b in batches if b["action"] == action)
+            for action in sorted({b["action"] for b in batches})
+        },
+        "dbt_nodes": res.nodes,
+        "reconciliation": rec,
+    }
+
+
+def close(cfg: Config, period: str, progress: Progress = _stderr) -> dict[str, Any]:
+    from exports.close import close_period, is_locked, missing_nights, parse_period
+    from ingest.load import ensure_raw
+
+    start, end = parse_period(period)
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        if is_locked(conn, period):
+            return close_period(conn, period, cfg.exports_dir)
+        missing = missing_nights(conn, start, end)
+    if missing:
+        raise IntervalError(
+            f"cannot close {period}: nightly runs missing for {len(missing)} day(s), "
+            f"first {missing[0]} (run: meterline run --start {missing[0]} --end {missing[-1]})"
+        )
+    progress(f"close {period}: dbt build ...")
+    dbt.build(cfg)
+    with connect(cfg.warehouse) as conn:
+        result = close_period(conn, period, cfg.exports_dir)
+    progress(f"close {period}: {result.get('invoices', 0)} invoices issued, exports written; rebuilding marts ...")
+    dbt.build(cfg)
+    return result
+
+
+def status(cfg: Config) -> dict[str, Any]:
+    from ingest.load import ensure_raw
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        sources = {
+            r["source"]: {"batches": r["n"], "first": str(r["first"]), "last": str(r["last"]),
+                          "rows": int(r["rows"] or 0)}
+            for r in conn.fetch_dicts(
+                f"SELECT source, count(*) AS n, min(interval_start) AS first, max(interval_start) AS last, "
+                f"sum(row_count) AS rows FROM {qualified('raw', 'batch_ledger')} "
+                "WHERE status = 'loaded' GROUP BY source ORDER BY source")
+        }
+        locked = [r[0] for r in conn.fetchall(
+            f"SELECT period FROM {qualified('ledger', 'period_locks')} ORDER BY period")]
+        last = conn.fetchone(f"SELECT max(as_of) FROM {qualified('ledger', 'recon_check_results')}")
+        checks, findings = {}, 0
+        if last and last[0] is not None:
+            checks = {r[0]: r[1] for r in conn.fetchall(
+                f"SELECT check_name, outcome FROM {qualified('ledger', 'recon_check_results')} "
+                "WHERE as_of = ? ORDER BY check_name", [last[0]])}
+            findings = conn.fetchone(
+                f"SELECT count(*) FROM {qualified('ledger', 'recon_findings')} "
+                "WHERE as_of = ? AND check_name <> 'quarantine'", [last[0]])[0]
+    return {
+        "warehouse": cfg.warehouse.redacted(),
+        "sources": sources,
+        "closed_periods": locked,
+        "last_reconciliation": {"as_of": str(last[0]) if last and last[0] else None,
+                                "checks": checks, "drift_findings": findings},
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# demo
+
+
+def month_plan(first: dt.date, last: dt.date) -> list[tuple[list[dt.date], str | None]]:
+    """Split [first, last] into runs that end at month ends followed by a close of that month."""
+    plan: list[tuple[list[dt.date], str | None]] = []
+    cur: list[dt.date] = []
+    day = first
+    while day <= last:
+        cur.append(day)
+        nxt = day + dt.timedelta(days=1)
+        if nxt.day == 1 and cur[0].day == 1 and nxt <= last:
+            plan.append((cur, f"{day:%Y-%m}"))
+            cur = []
+        elif nxt.day == 1 and cur[0].day != 1:
+            plan.append((cur, None))
+            cur = []
+        day = nxt
+    if cur:
+        plan.append((cur, None))
+    return plan
+
+
+def _prepare_demo_dir(directory: Path) -> None:
+    marker = directory / ".meterline-demo"
+    if directory.exists() and any(directory.iterdir()) and not marker.exists():
+        raise IntervalError(f"{directory} is not empty and is not a meterline demo folder")
+    if marker.exists():
+        for name in ("sources", "exports", ".meterline", "manifest.json", "meterline.toml"):
+            p = directory / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `meterline demo`; the demo may wipe and rebuild this folder\n")
+
+
+def demo(directory: Path, seed: int = 7, accounts: int = 40, days: int = 34,
+         start: dt.date = dt.date(2026, 10, 1), progress: Progress = _stderr) -> dict[str, Any]:
+    """Build the sample world under `directory`, run every night and close each full month."""
+    from meterline.config import parse_db_url
+    from meterline.sample.generate import generate
+    from reconcile.checks import compare_with_manifest
+
+    directory = directory.resolve()
+    wh_url = os.environ.get("METERLINE_WAREHOUSE", "duckdb:///.meterline/warehouse.duckdb")
+    target = parse_db_url(wh_url, directory, "METERLINE_WAREHOUSE")
+    _prepare_demo_dir(directory)
+    toml = [
+        "# written by `meterline demo`: the sample world's sources, warehouse and exports",
+        "[sources]",
+        'stripe_fixture = "sources/stripe"',
+    ]
+    prefix = "src"
+    progress(f"demo: generating the sample world (seed {seed}, {accounts} accounts, {days} days) ...")
+    if target.kind == "postgres":
+        manifest = generate(directory, seed=seed, accounts=accounts, days=days, start=start,
+                            postgres_url=wh_url, pg_schema_prefix=prefix)
+        safe_url = wh_url if not target.password else target.redacted()
+        toml += [
+            f'metering_url = "{safe_url}"', f'metering_schema = "{prefix}_metering"',
+            f'billing_url = "{safe_url}"', f'billing_schema = "{prefix}_billing"',
+            "", "[warehouse]", f'url = "{safe_url}"',
+        ]
+    else:
+        manifest = generate(directory, seed=seed, accounts=accounts, days=days, start=start)
+        toml += [
+            'metering_url = "duckdb:///sources/metering.duckdb"',
+            'billing_url = "duckdb:///sources/billing.duckdb"',
+            "", "[warehouse]", 'url = "duckdb:///.meterline/warehouse.duckdb"',
+        ]
+    toml += ["", "[pipeline]", 'exports_dir = "exports"', 'state_dir = ".meterline"', ""]
+    (directory / "meterline.toml").write_text("\n".join(toml), encoding="utf-8")
+    cfg = load_config(directory / "meterline.toml")
+    if target.kind == "postgres":
+        with connect(cfg.warehouse) as conn:
+            for schema in METERLINE_SCHEMAS[:-1]:
+                conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+
+    first = dt.date.fromisoformat(manifest["first_day"])
+    last = dt.date.fromisoformat(manifest["last_day"])
+    closed, exports, closes = [], [], []
+    last_run: dict[str, Any] = {}
+    for run_days, period in month_plan(first, last):
+        progress(f"demo: nightly {run_days[0]} .. {run_days[-1]}")
+        last_run = nightly(cfg, run_days, progress)
+        if period:
+            result = close(cfg, period, progress)
+            closes.append(result)
+            closed.append(period)
+            exports.extend(result.get("exports", []))
+    if closes:
+        # reconcile once more so the last closes' issued invoices are what Stripe is compared with
+        last_run["reconciliation"] = reconcile_now(cfg)
+    rec = last_run["reconciliation"]
+    cmp = compare_with_manifest(rec["findings"], manifest)
+    with connect(cfg.warehouse) as conn:
+        inv = conn.fetch_dicts(
+            f"SELECT currency, count(*) AS n, sum(total_minor) AS total FROM {qualified('ledger', 'issued_invoices')} "
+            "GROUP BY currency ORDER BY currency")
+    summary = {
+        "dir": str(directory),
+        "warehouse": cfg.warehouse.redacted(),
+        "accounts": manifest["accounts"],
+        "days": manifest["days"],
+        "first_day": manifest["first_day"],
+        "last_day": manifest["last_day"],
+        "closed_periods": closed,
+        "invoices": sum(int(r["n"]) for r in inv),
+        "invoice_totals_minor": {r["currency"]: int(r["total"]) for r in inv},
+        "drift_flagged": rec["drift_flagged"],
+        "quarantined": rec["quarantined"],
+        "check_errors": rec["check_errors"],
+        "discrepancies_planted": cmp["planted"],
+        "discrepancies_found": cmp["found"],
+        "discrepancies_missed": cmp["missed"],
+        "false_positives": len(cmp["false_positives"]),
+        "false_positive_findings": cmp["false_positives"],
+        "exports": exports,
+    }
+    (directory / ".meterline" / "demo-summary.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return summary
