@@ -1,0 +1,96 @@
+"""`meterline demo` end to end, on DuckDB and on PostgreSQL, and reruns that change nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from meterline.config import load_config
+from meterline.warehouse import connect
+
+SCHEMAS = ("raw", "ledger", "staging", "intermediate", "marts", "seeds")
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    """A content digest of every warehouse table and view, independent of row order."""
+    cfg = load_config(directory / "meterline.toml")
+    out = {}
+    with connect(cfg.warehouse) as conn:
+        for schema, table in conn.tables(SCHEMAS):
+            rows = conn.fetchall(f'SELECT * FROM "{schema}"."{table}"')
+            digest = hashlib.sha256("\n".join(sorted(repr(r) for r in rows)).encode()).hexdigest()
+            out[f"{schema}.{table}"] = f"{len(rows)}:{digest}"
+    return out
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None) -> None:
+    res = run_cli("demo", "--dir", str(directory), "--accounts", str(accounts), "--json", env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads(res.stdout)
+    assert s["accounts"] == accounts and s["days"] == 34
+    assert (s["first_day"], s["last_day"]) == ("2026-10-01", "2026-11-03")
+    assert s["closed_periods"] == ["2026-10"]
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert s["discrepancies_planted"] == len(manifest["discrepancies"]) >= 8
+    assert s["discrepancies_found"] == s["discrepancies_planted"], s["discrepancies_missed"]
+    assert s["false_positives"] == 0, s["false_positive_findings"]
+    assert s["check_errors"] == []
+    assert s["drift_flagged"] >= 1
+    # every account has an October invoice, and the totals match the billing system's own
+    expected = json.loads((directory / "sources" / "expected_invoices.json").read_text())
+    oct_expected = [e for e in expected if e["period"] == "2026-10"]
+    assert s["invoices"] == len(oct_expected) == accounts
+    totals: dict[str, int] = {}
+    for e in oct_expected:
+        totals[e["currency"].upper()] = totals.get(e["currency"].upper(), 0) + int(e["total"])
+    assert s["invoice_totals_minor"] == totals
+    # exports: the manifest's hashes and row counts are those of the files
+    export_dir = directory / "exports" / "2026-10"
+    m = json.loads((export_dir / "manifest.json").read_text())
+    for f in m["files"]:
+        data = (export_dir / f["name"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+        assert data.count(b"\n") - 1 == f["rows"]
+    assert {f["name"] for f in m["files"]} == {"invoice_register.csv", "invoice_lines.csv"}
+
+    # a rerun of the last night leaves every warehouse table identical
+    before = snapshot(directory)
+    exports_before = file_digests(export_dir)
+    res = run_cli("run", "--date", "2026-11-03", "--json", cwd=directory, env=env)
+    assert res.returncode == 1, res.stderr[-3000:]  # planted drift is still there
+    run = json.loads(res.stdout)
+    assert run["batches"] == {"skipped_identical": 3}
+    assert run["reconciliation"]["drift_flagged"] == s["drift_flagged"]
+    assert snapshot(directory) == before
+
+    # closing a closed period again writes nothing
+    res = run_cli("close", "--period", "2026-10", "--json", cwd=directory, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout)["action"] == "already_closed"
+    assert file_digests(export_dir) == exports_before
+    assert snapshot(directory) == before
+
+    res = run_cli("status", "--json", cwd=directory, env=env)
+    assert res.returncode == 0, res.stderr
+    st = json.loads(res.stdout)
+    assert st["closed_periods"] == ["2026-10"]
+    assert st["sources"]["metering"]["batches"] == 34
+
+
+@pytest.mark.slow
+def test_demo_duckdb(tmp_path: Path) -> None:
+    check_demo(tmp_path / "demo", accounts=12)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_demo_postgres(tmp_path: Path, pg_url: str) -> None:
+    check_demo(tmp_path / "demo", accounts=8, env={"METERLINE_WAREHOUSE": pg_url})
