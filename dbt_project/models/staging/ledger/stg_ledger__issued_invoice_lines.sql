@@ -1,0 +1,20 @@
+with
+
+source as (
+    select * from {{ source('ledger', 'issued_invoice_lines') }}
+),
+
+renamed as (
+    select
+        invoice_line_id,
+        invoice_id,
+        account_id,
+        period,
+        category,
+        upper(currency) as currency,
+        cast(quantity as {{ dbt.type_bigint() }}) as quantity,
+        cast(amount_minor as {{ dbt.type_bigint() }}) as amount_minor
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,18 @@
+with
+
+source as (
+    select * from {{ source('ledger', 'issued_invoices') }}
+),
+
+renamed as (
+    select
+        invoice_id,
+        account_id,
+        period,
+        upper(currency) as currency,
+        cast(total_minor as {{ dbt.type_bigint() }}) as total_minor,
+        cast(line_count as {{ dbt.type_bigint() }}) as line_count
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,22 @@
+with
+
+source as (
+    select * from {{ source('raw', 'stripe_invoice_lines') }}
+),
+
+renamed as (
+    select
+        id as invoice_line_id,
+        invoice_id,
+        category,
+        cast(quantity as {{ dbt.type_bigint() }}) as quantity,
+        cast(amount as {{ dbt.type_bigint() }}) as amount_minor,
+        upper(currency) as currency,
+        object_json,
+        _batch_id,
+        _extracted_at,
+        _source
+    from source
+)
+
+select * from renamed

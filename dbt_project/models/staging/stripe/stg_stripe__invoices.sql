@@ -1,0 +1,26 @@
+with
+
+source as (
+    select * from {{ source('raw', 'stripe_invoices') }}
+),
+
+renamed as (
+    select
+        id as invoice_id,
+        customer_id,
+        account_id,
+        period,
+        upper(currency) as currency,
+        status as invoice_status,
+        cast(subtotal as {{ dbt.type_bigint() }}) as subtotal_minor,
+        cast(total as {{ dbt.type_bigint() }}) as total_minor,
+        cast(amount_paid as {{ dbt.type_bigint() }}) as amount_paid_minor,
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        object_json,
+        _batch_id,
+        _extracted_at,
+        _source
+    from source
+)
+
+select * from renamed

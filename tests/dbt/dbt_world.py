@@ -1,0 +1,381 @@
+"""A small hand-made raw world for the dbt project, and its hand-computed marts.
+
+Tables are created from ingest/raw_schema.py so the raw contract stays single-sourced. Every
+expected value below is computed by hand in the comments, never read back from a model.
+
+Timeline: January 2024 is locked (issued), February and March are drafts.
+Loaded metering batches end at 2024-03-03 00:00, so as_of = 2024-03-03 (a failed batch that
+ends later does not count); late window = 3 days, so usage days >= 2024-02-29 are pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from ingest.raw_schema import BATCH_LEDGER, LEDGER_TABLES, all_raw_tables
+
+N = None
+
+
+def create_tables_sql() -> list[str]:
+    """DDL for raw.* (incl. the batch ledger) and ledger.*, straight from the contract."""
+    statements = ['CREATE SCHEMA IF NOT EXISTS "raw"', 'CREATE SCHEMA IF NOT EXISTS "ledger"']
+    tables: list[tuple[str, str, list[tuple[str, str]]]] = [
+        ("raw", name, cols) for name, cols in all_raw_tables().items()
+    ]
+    tables.append(("raw", "batch_ledger", BATCH_LEDGER))
+    tables += [("ledger", name, cols) for name, cols in LEDGER_TABLES.items()]
+    for schema, name, cols in tables:
+        body = ", ".join(f'"{col}" {sql_type}' for col, sql_type in cols)
+        statements.append(f'CREATE TABLE "{schema}"."{name}" ({body})')
+    return statements
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def insert_sql(
+    schema: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> str:
+    cols = ", ".join(f'"{c}"' for c in columns)
+    values = ",\n".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+    return f'INSERT INTO "{schema}"."{table}" ({cols}) VALUES\n{values}'
+
+
+def _columns(schema: str, table: str) -> list[str]:
+    if schema == "ledger":
+        return [c for c, _ in LEDGER_TABLES[table]]
+    if table == "batch_ledger":
+        return [c for c, _ in BATCH_LEDGER]
+    return [c for c, _ in all_raw_tables()[table]]
+
+
+def _stamp(batch: str, extracted_at: str, source: str) -> tuple[str, str, str]:
+    return (batch, extracted_at, source)
+
+
+# Tabular data reads best one row per line.
+# fmt: off
+M_JAN = _stamp("m_jan", "2024-02-01 00:30:00", "metering")
+M_0301 = _stamp("m_0301", "2024-03-02 00:30:00", "metering")
+M_0302 = _stamp("m_0302", "2024-03-03 00:30:00", "metering")
+BILL_1 = _stamp("bill_1", "2024-03-02 00:40:00", "billing")
+BILL_2 = _stamp("bill_2", "2024-03-03 00:40:00", "billing")
+S_1 = _stamp("s_1", "2024-02-02 00:50:00", "stripe")
+S_2 = _stamp("s_2", "2024-02-03 00:50:00", "stripe")
+S_3 = _stamp("s_3", "2024-03-02 00:50:00", "stripe")
+
+BATCH_LEDGER_ROWS = [
+    # batch_id, source, interval_start, interval_end, row_count, checksum, status, loaded_at
+    ("m_jan", "metering", "2024-01-31", "2024-02-01", 1, "x", "loaded", "2024-02-01 00:31:00"),
+    ("m_0301", "metering", "2024-03-01", "2024-03-02", 14, "x", "loaded", "2024-03-02 00:31:00"),
+    ("m_0302", "metering", "2024-03-02", "2024-03-03", 2, "x", "loaded", "2024-03-03 00:31:00"),
+    # a failed later batch: must not move as_of
+    ("m_0303", "metering", "2024-03-03", "2024-03-04", 0, "x", "failed", "2024-03-04 00:31:00"),
+    ("bill_1", "billing", "2024-03-01", "2024-03-02", 0, "x", "loaded", "2024-03-02 00:41:00"),
+    ("bill_2", "billing", "2024-03-02", "2024-03-03", 0, "x", "loaded", "2024-03-03 00:41:00"),
+    ("s_1", "stripe", "2024-02-01", "2024-02-02", 0, "x", "loaded", "2024-02-02 00:51:00"),
+    ("s_2", "stripe", "2024-02-02", "2024-02-03", 0, "x", "loaded", "2024-02-03 00:51:00"),
+    ("s_3", "stripe", "2024-03-01", "2024-03-02", 0, "x", "loaded", "2024-03-02 00:51:00"),
+]
+
+# hour_start, account_id, project_id, category, outcome, quantity, updated_at
+METERING_ROWS = [
+    # January, acc_a error: 1500 as issued, then a late version 1700 written after the close
+    ("2024-01-10 10:00:00", "acc_a", "prj1", "error", "accepted", 1500, "2024-01-31 05:00:00", *M_JAN),
+    ("2024-01-10 10:00:00", "acc_a", "prj1", "error", "accepted", 1700, "2024-03-01 06:00:00", *M_0301),
+    # February, acc_a error on 02-10: 800 then 900; the 900 version pulled again by m_0302
+    ("2024-02-10 00:00:00", "acc_a", "prj1", "error", "accepted", 800, "2024-02-10 02:00:00", *M_0301),
+    ("2024-02-10 00:00:00", "acc_a", "prj1", "error", "accepted", 900, "2024-02-11 00:00:00", *M_0301),
+    ("2024-02-10 00:00:00", "acc_a", "prj1", "error", "accepted", 900, "2024-02-11 00:00:00", *M_0302),
+    # 02-20: 400, plus an identical copy in the same batch -> duplicate_key
+    ("2024-02-20 00:00:00", "acc_a", "prj2", "error", "accepted", 400, "2024-02-20 01:00:00", *M_0301),
+    ("2024-02-20 00:00:00", "acc_a", "prj2", "error", "accepted", 400, "2024-02-20 01:00:00", *M_0301),
+    ("2024-02-12 00:00:00", "acc_a", "prj1", "span", "accepted", 5000, "2024-02-12 01:00:00", *M_0301),
+    ("2024-02-15 00:00:00", "acc_a", "prj1", "transaction", "accepted", 30, "2024-02-15 01:00:00", *M_0301),
+    ("2024-02-15 00:00:00", "acc_a", "prj1", "transaction", "filtered", 99, "2024-02-15 01:00:00", *M_0301),
+    ("2024-02-05 00:00:00", "acc_j", "pj", "error", "accepted", 250, "2024-02-05 01:00:00", *M_0301),
+    # bad input
+    ("2024-02-16 00:00:00", N, "prj1", "error", "accepted", 5, "2024-02-16 01:00:00", *M_0301),
+    ("2024-02-16 00:00:00", "acc_gone", "prj9", "error", "accepted", 7, "2024-02-16 01:00:00", *M_0301),
+    ("2024-02-16 00:00:00", "acc_a", "prj1", "span", "accepted", -3, "2024-02-16 01:00:00", *M_0301),
+    ("2024-02-16 00:00:00", "acc_a", "prj1", "bogus", "accepted", 4, "2024-02-16 01:00:00", *M_0301),
+    ("2024-02-16 00:00:00", "acc_a", "prj1", "error", "weird", 6, "2024-02-16 01:00:00", *M_0301),
+    # March (inside the late window)
+    ("2024-03-01 10:00:00", "acc_j", "pj", "error", "accepted", 40, "2024-03-01 11:00:00", *M_0301),
+    ("2024-03-02 05:00:00", "acc_a", "prj1", "error", "accepted", 10, "2024-03-02 06:00:00", *M_0302),
+]
+
+ACCOUNTS = [
+    # bill_1 still knows acc_gone; bill_2 (the latest snapshot) does not
+    ("acc_a", "Acme", "USD", 1, "cus_a", "2023-12-01 00:00:00", *BILL_1),
+    ("acc_j", "Jupiter KK", "JPY", 1, "cus_j", "2023-12-01 00:00:00", *BILL_1),
+    ("acc_gone", "Gone Ltd", "USD", 1, "cus_g", "2023-12-01 00:00:00", *BILL_1),
+    ("acc_a", "Acme", "USD", 1, "cus_a", "2023-12-01 00:00:00", *BILL_2),
+    ("acc_j", "Jupiter KK", "JPY", 1, "cus_j", "2023-12-01 00:00:00", *BILL_2),
+]
+PLANS = [
+    ("p_usd", "Team", "USD", 1000, *BILL_2),
+    ("p_jpy", "Team JP", "JPY", 500, *BILL_2),
+]
+SUBSCRIPTIONS = [
+    ("s_a", "acc_a", "p_usd", "2024-01-01 00:00:00", N, *BILL_2),
+    # starts mid-January: no January invoice for acc_j
+    ("s_j", "acc_j", "p_jpy", "2024-01-15 00:00:00", N, *BILL_2),
+]
+PRICE_BOOKS = [
+    # price_id, plan, category, from, to, included, tier_start, tier_end, unit price
+    ("pr_err_1", "p_usd", "error", "2024-01-01", N, 1000, 0, 500, Decimal("0.001"), *BILL_2),
+    ("pr_err_2", "p_usd", "error", "2024-01-01", N, 1000, 500, N, Decimal("0.0005"), *BILL_2),
+    ("pr_txn", "p_usd", "transaction", "2024-01-01", N, 0, 0, N, Decimal("0.0005"), *BILL_2),
+    ("pr_jerr", "p_jpy", "error", "2024-01-01", N, 0, 0, N, Decimal("0.05"), *BILL_2),
+    # a superseded price: ended before any period of ours starts
+    ("pr_old", "p_usd", "error", "2023-01-01", "2024-01-01", 0, 0, N, Decimal("9"), *BILL_2),
+]
+USAGE_COUNTERS = [
+    ("2024-01-10", "acc_a", "error", 1500, "2024-01-31 06:00:00", *BILL_1),
+    ("2024-01-10", "acc_a", "error", 1700, "2024-03-01 07:00:00", *BILL_2),
+    ("2024-02-10", "acc_a", "error", 950, "2024-02-11 01:00:00", *BILL_1),
+    ("2024-02-12", "acc_a", "span", 5004, "2024-02-12 02:00:00", *BILL_1),
+    ("2024-02-15", "acc_a", "transaction", 30, "2024-02-16 00:00:00", *BILL_1),
+    ("2024-02-15", "acc_a", "transaction", 30, "2024-02-16 00:00:00", *BILL_1),
+    ("2024-02-05", "acc_j", "error", 250, "2024-02-05 02:00:00", *BILL_1),
+    ("2024-02-07", "acc_j", "error", 10, "2024-02-07 02:00:00", *BILL_1),
+    ("2024-03-02", "acc_a", "error", 8, "2024-03-02 07:00:00", *BILL_2),
+    # no counter for acc_a error 2024-02-20 (dropped) nor acc_j error 2024-03-01
+]
+
+STRIPE_CUSTOMERS = [
+    ("cus_a", "acc_a", "a@example.com", "2023-12-01 00:00:00", "{}", *S_1),
+    ("cus_j", "acc_j", "j@example.com", "2023-12-01 00:00:00", "{}", *S_1),
+]
+STRIPE_INVOICES = [
+    # id, customer, account, period, currency, status, subtotal, total, amount_paid, created
+    ("in_a_jan", "cus_a", "acc_a", "2024-01", "usd", "open", 1050, 1050, 0, "2024-02-01 01:00:00", "{}", *S_1),
+    ("in_a_jan", "cus_a", "acc_a", "2024-01", "usd", "paid", 1050, 1050, 1050, "2024-02-01 01:00:00", "{}", *S_2),
+    ("in_j_jan", "cus_j", "acc_j", "2024-01", "jpy", "open", 100, 100, 0, "2024-02-01 01:00:00", "{}", *S_1),
+    ("in_g_jan_1", "cus_g", "acc_gone", "2024-01", "usd", "open", 500, 500, 0, "2024-02-01 01:00:00", "{}", *S_1),
+    ("in_g_jan_2", "cus_g", "acc_gone", "2024-01", "usd", "open", 500, 500, 0, "2024-02-01 02:00:00", "{}", *S_1),
+    ("in_j_feb", "cus_j", "acc_j", "2024-02", "jpy", "paid", 514, 514, 514, "2024-03-01 01:00:00", "{}", *S_3),
+    # a voided invoice does not count: acc_a February stays missing in Stripe
+    ("in_void", "cus_a", "acc_a", "2024-02", "usd", "void", 1032, 1032, 0, "2024-03-01 01:00:00", "{}", *S_3),
+]
+STRIPE_INVOICE_LINES = [
+    ("il_a_base", "in_a_jan", "base_fee", 1, 1000, "usd", "{}", *S_2),
+    ("il_a_err", "in_a_jan", "error", 1500, 50, "usd", "{}", *S_2),
+    ("il_j_base", "in_j_feb", "base_fee", 1, 500, "jpy", "{}", *S_3),
+    ("il_j_err", "in_j_feb", "error", 250, 13, "jpy", "{}", *S_3),
+    ("il_j_span", "in_j_feb", "span", 1, 1, "jpy", "{}", *S_3),
+]
+STRIPE_CHARGES = [
+    ("ch_a_jan", "cus_a", "in_a_jan", 1050, 50, "usd", "succeeded", "txn_1", "2024-02-02 10:00:00", "{}", *S_2),
+    ("ch_fail", "cus_a", "in_a_jan", 1050, 0, "usd", "failed", N, "2024-02-02 09:00:00", "{}", *S_2),
+    ("ch_j_feb", "cus_j", "in_j_feb", 500, 0, "jpy", "succeeded", "txn_2", "2024-03-01 10:00:00", "{}", *S_3),
+    ("ch_noinv", "cus_a", "in_nowhere", 700, 0, "usd", "succeeded", "txn_3", "2024-03-01 10:00:00", "{}", *S_3),
+]
+STRIPE_REFUNDS = [
+    ("re_1", "ch_a_jan", 50, "usd", "succeeded", "txn_4", "2024-02-02 12:00:00", "{}", *S_2),
+    ("re_orphan", "ch_missing", 20, "usd", "succeeded", "txn_5", "2024-03-01 12:00:00", "{}", *S_3),
+]
+
+PERIOD_LOCKS = [("2024-01", "2024-02-03 00:00:00", "sha-jan")]
+ISSUED_INVOICES = [("inv_acc_a_2024-01", "acc_a", "2024-01", "USD", 1050, 2)]
+ISSUED_INVOICE_LINES = [
+    ("inv_acc_a_2024-01:base_fee", "inv_acc_a_2024-01", "acc_a", "2024-01", "base_fee", "USD", 1, 1000),
+    # 1500 errors, 1000 included, 500 billable at 0.001 = 0.50 USD
+    ("inv_acc_a_2024-01:error", "inv_acc_a_2024-01", "acc_a", "2024-01", "error", "USD", 1500, 50),
+]
+
+# fmt: on
+
+
+def world_sql() -> list[str]:
+    """Every statement that builds the world, in order."""
+    data: list[tuple[str, str, list]] = [
+        ("raw", "batch_ledger", BATCH_LEDGER_ROWS),
+        ("raw", "metering_usage_hourly", METERING_ROWS),
+        ("raw", "billing_accounts", ACCOUNTS),
+        ("raw", "billing_plans", PLANS),
+        ("raw", "billing_subscriptions", SUBSCRIPTIONS),
+        ("raw", "billing_price_books", PRICE_BOOKS),
+        ("raw", "billing_usage_counters", USAGE_COUNTERS),
+        ("raw", "stripe_customers", STRIPE_CUSTOMERS),
+        ("raw", "stripe_invoices", STRIPE_INVOICES),
+        ("raw", "stripe_invoice_lines", STRIPE_INVOICE_LINES),
+        ("raw", "stripe_charges", STRIPE_CHARGES),
+        ("raw", "stripe_refunds", STRIPE_REFUNDS),
+        ("ledger", "period_locks", PERIOD_LOCKS),
+        ("ledger", "issued_invoices", ISSUED_INVOICES),
+        ("ledger", "issued_invoice_lines", ISSUED_INVOICE_LINES),
+    ]
+    statements = create_tables_sql()
+    for schema, table, rows in data:
+        statements.append(insert_sql(schema, table, _columns(schema, table), rows))
+    return statements
+
+
+# ---------------------------------------------------------------------------------------------
+# Expected marts, computed by hand.
+# ---------------------------------------------------------------------------------------------
+# fmt: off
+
+D = Decimal
+
+# account, category, period, metered, included, billable, amount_decimal, amount_minor, is_priced
+EXPECTED_BILLABLE_USAGE = {
+    # 1700 - 1000 = 700 billable: 500 * 0.001 + 200 * 0.0005 = 0.6 USD -> 60
+    ("acc_a", "error", "2024-01"): (1700, 1000, 700, D("0.6"), 60, True),
+    # 900 (latest of 02-10) + 400 (02-20; its copy quarantined) = 1300; 300 * 0.001 = 0.3 -> 30
+    ("acc_a", "error", "2024-02"): (1300, 1000, 300, D("0.3"), 30, True),
+    # span has no price row on p_usd: kept, unpriced, 0
+    ("acc_a", "span", "2024-02"): (5000, 0, 5000, D("0"), 0, False),
+    # 30 * 0.0005 = 0.015 USD = 1.5 cents -> half-even -> 2
+    ("acc_a", "transaction", "2024-02"): (30, 0, 30, D("0.015"), 2, True),
+    # 10 < 1000 included: zero billable
+    ("acc_a", "error", "2024-03"): (10, 1000, 0, D("0"), 0, True),
+    # 250 * 0.05 = 12.5 JPY -> half-even -> 12
+    ("acc_j", "error", "2024-02"): (250, 0, 250, D("12.5"), 12, True),
+    # 40 * 0.05 = 2 JPY
+    ("acc_j", "error", "2024-03"): (40, 0, 40, D("2"), 2, True),
+}
+
+# invoice_line_id: (account, period, category, currency, quantity, amount_minor, locked, state)
+EXPECTED_INVOICE_LINES = {
+    "inv_acc_a_2024-01:base_fee": ("acc_a", "2024-01", "base_fee", "USD", 1, 1000, True, "issued"),
+    "inv_acc_a_2024-01:error": ("acc_a", "2024-01", "error", "USD", 1700, 60, True, "issued"),
+    "inv_acc_a_2024-02:base_fee": ("acc_a", "2024-02", "base_fee", "USD", 1, 1000, False, "draft"),
+    "inv_acc_a_2024-02:error": ("acc_a", "2024-02", "error", "USD", 1300, 30, False, "draft"),
+    "inv_acc_a_2024-02:span": ("acc_a", "2024-02", "span", "USD", 5000, 0, False, "draft"),
+    "inv_acc_a_2024-02:transaction": ("acc_a", "2024-02", "transaction", "USD", 30, 2, False, "draft"),
+    "inv_acc_a_2024-03:base_fee": ("acc_a", "2024-03", "base_fee", "USD", 1, 1000, False, "draft"),
+    "inv_acc_a_2024-03:error": ("acc_a", "2024-03", "error", "USD", 10, 0, False, "draft"),
+    "inv_acc_j_2024-02:base_fee": ("acc_j", "2024-02", "base_fee", "JPY", 1, 500, False, "draft"),
+    "inv_acc_j_2024-02:error": ("acc_j", "2024-02", "error", "JPY", 250, 12, False, "draft"),
+    "inv_acc_j_2024-03:base_fee": ("acc_j", "2024-03", "base_fee", "JPY", 1, 500, False, "draft"),
+    "inv_acc_j_2024-03:error": ("acc_j", "2024-03", "error", "JPY", 40, 2, False, "draft"),
+}
+
+# invoice_id: (account, period, currency, total_minor, line_count, state, period_start, period_end)
+EXPECTED_INVOICES = {
+    "inv_acc_a_2024-01": ("acc_a", "2024-01", "USD", 1060, 2, "issued", date(2024, 1, 1), date(2024, 2, 1)),
+    "inv_acc_a_2024-02": ("acc_a", "2024-02", "USD", 1032, 4, "draft", date(2024, 2, 1), date(2024, 3, 1)),
+    "inv_acc_a_2024-03": ("acc_a", "2024-03", "USD", 1000, 2, "draft", date(2024, 3, 1), date(2024, 4, 1)),
+    "inv_acc_j_2024-02": ("acc_j", "2024-02", "JPY", 512, 2, "draft", date(2024, 2, 1), date(2024, 3, 1)),
+    "inv_acc_j_2024-03": ("acc_j", "2024-03", "JPY", 502, 2, "draft", date(2024, 3, 1), date(2024, 4, 1)),
+}
+
+# (reason, account_id, category, day, quantity, _batch_id)
+EXPECTED_QUARANTINE = sorted(
+    [
+        ("duplicate_key", "acc_a", "error", date(2024, 2, 20), 400, "m_0301"),
+        ("missing_account", None, "error", date(2024, 2, 16), 5, "m_0301"),
+        ("unknown_account", "acc_gone", "error", date(2024, 2, 16), 7, "m_0301"),
+        ("negative_quantity", "acc_a", "span", date(2024, 2, 16), -3, "m_0301"),
+        ("unknown_category", "acc_a", "bogus", date(2024, 2, 16), 4, "m_0301"),
+        ("unknown_outcome", "acc_a", "error", date(2024, 2, 16), 6, "m_0301"),
+    ],
+    key=lambda r: r[0],
+)
+
+# (account, category, day): (metering, billing, rows_at_latest, abs_diff, status)
+EXPECTED_USAGE_DAILY = {
+    ("acc_a", "error", date(2024, 1, 10)): (1700, 1700, 1, 0, "matched"),
+    ("acc_a", "error", date(2024, 2, 10)): (900, 950, 1, 50, "drift"),
+    # |5000 - 5004| = 4 <= 0.001 * 5004
+    ("acc_a", "span", date(2024, 2, 12)): (5000, 5004, 1, 4, "within_tolerance"),
+    ("acc_a", "transaction", date(2024, 2, 15)): (30, 30, 2, 0, "duplicate_in_billing"),
+    ("acc_a", "error", date(2024, 2, 20)): (400, None, None, 400, "missing_in_billing"),
+    ("acc_j", "error", date(2024, 2, 5)): (250, 250, 1, 0, "matched"),
+    ("acc_j", "error", date(2024, 2, 7)): (None, 10, 1, 10, "missing_in_metering"),
+    # as_of 2024-03-03 - 3 days = 2024-02-29: these two are still settling
+    ("acc_j", "error", date(2024, 3, 1)): (40, None, None, 40, "late_pending"),
+    ("acc_a", "error", date(2024, 3, 2)): (10, 8, 1, 2, "late_pending"),
+}
+
+# (account, period): (computed_total, stripe_total, stripe_count, status)
+EXPECTED_INVOICE_TOTALS = {
+    # issued 1050 (not the restated 1060) against Stripe's 1050
+    ("acc_a", "2024-01"): (1050, 1050, 1, "matched"),
+    # only a void invoice in Stripe; as_of 03-03 is not before 03-01 + 2 days
+    ("acc_a", "2024-02"): (1032, None, 0, "missing_in_stripe"),
+    ("acc_j", "2024-02"): (512, 514, 1, "drift"),
+    ("acc_j", "2024-01"): (None, 100, 1, "missing_in_computed"),
+    ("acc_gone", "2024-01"): (None, 1000, 2, "duplicate_in_stripe"),
+}
+
+# (account, period, category): (computed_qty, stripe_qty, computed_amount, stripe_amount, status)
+EXPECTED_INVOICE_LINES_REC = {
+    ("acc_a", "2024-01", "base_fee"): (1, 1, 1000, 1000, "matched"),
+    ("acc_a", "2024-01", "error"): (1500, 1500, 50, 50, "matched"),
+    ("acc_j", "2024-02", "base_fee"): (1, 1, 500, 500, "matched"),
+    ("acc_j", "2024-02", "error"): (250, 250, 12, 13, "drift"),
+    ("acc_j", "2024-02", "span"): (None, 1, None, 1, "missing_in_computed"),
+}
+
+# object_id: (object_type, related_object_id, status)
+EXPECTED_PAYMENTS = {
+    "re_1": ("refund", "ch_a_jan", "matched"),
+    "re_orphan": ("refund", "ch_missing", "missing_in_stripe"),
+    # matches the LATEST version of in_a_jan (amount_paid 1050, not 0)
+    "ch_a_jan": ("charge", "in_a_jan", "matched"),
+    "ch_j_feb": ("charge", "in_j_feb", "drift"),
+    "ch_noinv": ("charge", "in_nowhere", "missing_in_stripe"),
+}
+
+# (account, period, category): (issued_qty, current_qty, issued_amount, current_amount, status)
+EXPECTED_ISSUED_VS_CURRENT = {
+    ("acc_a", "2024-01", "base_fee"): (1, 1, 1000, 1000, "matched"),
+    ("acc_a", "2024-01", "error"): (1500, 1700, 50, 60, "drift"),
+}
+
+# check_name, status, account_id, category, period, day, object_id, reason
+EXPECTED_FINDINGS = sorted(
+    [
+        ("usage_daily", "drift", "acc_a", "error", None, "2024-02-10", None, None),
+        ("usage_daily", "missing_in_billing", "acc_a", "error", None, "2024-02-20", None, None),
+        ("usage_daily", "duplicate_in_billing", "acc_a", "transaction", None, "2024-02-15", None, None),
+        ("usage_daily", "missing_in_metering", "acc_j", "error", None, "2024-02-07", None, None),
+        ("invoice_totals", "missing_in_stripe", "acc_a", None, "2024-02", None, None, None),
+        ("invoice_totals", "drift", "acc_j", None, "2024-02", None, None, None),
+        ("invoice_totals", "missing_in_computed", "acc_j", None, "2024-01", None, None, None),
+        ("invoice_totals", "duplicate_in_stripe", "acc_gone", None, "2024-01", None, None, None),
+        ("invoice_lines", "drift", "acc_j", "error", "2024-02", None, None, None),
+        ("invoice_lines", "missing_in_computed", "acc_j", "span", "2024-02", None, None, None),
+        ("payments", "missing_in_stripe", None, None, None, None, "re_orphan", None),
+        ("payments", "drift", None, None, None, None, "ch_j_feb", None),
+        ("payments", "missing_in_stripe", None, None, None, None, "ch_noinv", None),
+        ("issued_vs_current", "drift", "acc_a", "error", "2024-01", None, None, None),
+        ("quarantine", "quarantined", "acc_a", "error", None, "2024-02-20", None, "duplicate_key"),
+        ("quarantine", "quarantined", None, "error", None, "2024-02-16", None, "missing_account"),
+        ("quarantine", "quarantined", "acc_gone", "error", None, "2024-02-16", None, "unknown_account"),
+        ("quarantine", "quarantined", "acc_a", "span", None, "2024-02-16", None, "negative_quantity"),
+        ("quarantine", "quarantined", "acc_a", "bogus", None, "2024-02-16", None, "unknown_category"),
+        ("quarantine", "quarantined", "acc_a", "error", None, "2024-02-16", None, "unknown_outcome"),
+    ],
+    key=repr,
+)
+
+EXPECTED_FINDING_DETAILS = {
+    ("usage_daily", "acc_a", "transaction", "2024-02-15"): (
+        "metering=30 billing=30 diff=0 billing_rows_at_latest=2"
+    ),
+    ("usage_daily", "acc_a", "error", "2024-02-10"): "metering=900 billing=950 diff=50",
+}
+
+# account_id: (currency, anchor, stripe_customer_id, current_plan_id)
+EXPECTED_ACCOUNTS = {
+    "acc_a": ("USD", 1, "cus_a", "p_usd"),
+    "acc_j": ("JPY", 1, "cus_j", "p_jpy"),
+}
+EXPECTED_PRICE_IDS = ["pr_err_1", "pr_err_2", "pr_jerr", "pr_old", "pr_txn"]
+# fmt: on

@@ -1,0 +1,192 @@
+"""`dbt build` of dbt_project/ on a small hand-made raw world, on DuckDB and on PostgreSQL.
+
+The same project, the same data and the same hand-computed expectations on both engines
+(see dbt_world.py). dbt writes its target/ and logs/ into the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dbt_world as w
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_DIR = ROOT / "dbt_project"
+
+Query = Callable[[str], list[tuple[Any, ...]]]
+
+
+def run_dbt_build(tmp_path: Path, output: dict[str, Any]) -> None:
+    from dbt.cli.main import dbtRunner
+
+    profiles_dir = tmp_path / "profiles"
+    profiles_dir.mkdir()
+    profile = {"meterline": {"target": "test", "outputs": {"test": output}}}
+    (profiles_dir / "profiles.yml").write_text(yaml.safe_dump(profile))
+    args = [
+        "build",
+        "--project-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(profiles_dir),
+        "--target-path", str(tmp_path / "target"),
+        "--log-path", str(tmp_path / "logs"),
+        "--no-use-colors",
+    ]  # fmt: skip
+    result = dbtRunner().invoke(args)
+    failures = []
+    if result.result is not None and hasattr(result.result, "results"):
+        failures = [
+            f"{r.node.unique_id}: {r.status} {r.message}"
+            for r in result.result.results
+            if str(r.status) not in ("success", "pass", "skipped")
+        ]
+    assert result.success, f"dbt build failed: {result.exception} {failures}"
+
+
+def assert_marts(q: Query) -> None:
+    # --- billing ------------------------------------------------------------------------------
+    usage = {
+        (r[0], r[1], r[2]): tuple(r[3:])
+        for r in q(
+            "select account_id, category, period, metered_quantity, included_quantity, "
+            "billable_quantity, amount_decimal, amount_minor, is_priced from marts.fct_billable_usage"
+        )
+    }
+    assert usage == w.EXPECTED_BILLABLE_USAGE
+
+    lines = {
+        r[0]: tuple(r[1:])
+        for r in q(
+            "select invoice_line_id, account_id, period, category, currency, quantity, "
+            "amount_minor, is_period_locked, state from marts.fct_invoice_lines"
+        )
+    }
+    assert lines == w.EXPECTED_INVOICE_LINES
+
+    invoices = {
+        r[0]: tuple(r[1:])
+        for r in q(
+            "select invoice_id, account_id, period, currency, total_minor, line_count, state, "
+            "period_start, period_end from marts.fct_invoices"
+        )
+    }
+    assert invoices == w.EXPECTED_INVOICES
+
+    quarantine = sorted(
+        q(
+            "select reason, account_id, category, day, quantity, _batch_id from marts.fct_quarantine"
+        ),
+        key=lambda r: r[0],
+    )
+    assert quarantine == w.EXPECTED_QUARANTINE
+    assert {r[0] for r in q("select distinct source from marts.fct_quarantine")} == {"metering"}
+
+    accounts = {
+        r[0]: tuple(r[1:])
+        for r in q(
+            "select account_id, currency, billing_anchor_day, stripe_customer_id, current_plan_id "
+            "from marts.dim_accounts"
+        )
+    }
+    assert accounts == w.EXPECTED_ACCOUNTS
+    prices = sorted(r[0] for r in q("select price_id from marts.dim_prices"))
+    assert prices == w.EXPECTED_PRICE_IDS
+
+    # --- reconciliation -----------------------------------------------------------------------
+    daily = {
+        (r[0], r[1], r[2]): tuple(r[3:])
+        for r in q(
+            "select account_id, category, day, metering_quantity, billing_quantity, "
+            "billing_rows_at_latest, abs_diff, status from marts.rec_usage_daily"
+        )
+    }
+    assert daily == w.EXPECTED_USAGE_DAILY
+
+    totals = {
+        (r[0], r[1]): tuple(r[2:])
+        for r in q(
+            "select account_id, period, computed_total_minor, stripe_total_minor, "
+            "stripe_invoice_count, status from marts.rec_invoice_totals"
+        )
+    }
+    assert totals == w.EXPECTED_INVOICE_TOTALS
+
+    rec_lines = {
+        (r[0], r[1], r[2]): tuple(r[3:])
+        for r in q(
+            "select account_id, period, category, computed_quantity, stripe_quantity, "
+            "computed_amount_minor, stripe_amount_minor, status from marts.rec_invoice_lines"
+        )
+    }
+    assert rec_lines == w.EXPECTED_INVOICE_LINES_REC
+
+    payments = {
+        r[0]: tuple(r[1:])
+        for r in q(
+            "select object_id, object_type, related_object_id, status from marts.rec_payments"
+        )
+    }
+    assert payments == w.EXPECTED_PAYMENTS
+
+    issued = {
+        (r[0], r[1], r[2]): tuple(r[3:])
+        for r in q(
+            "select account_id, period, category, issued_quantity, current_quantity, "
+            "issued_amount_minor, current_amount_minor, status from marts.rec_issued_vs_current"
+        )
+    }
+    assert issued == w.EXPECTED_ISSUED_VS_CURRENT
+
+    findings = q(
+        "select check_name, status, account_id, category, period, day, object_id, reason, detail "
+        "from marts.rec_findings"
+    )
+    assert sorted((tuple(r[:8]) for r in findings), key=repr) == w.EXPECTED_FINDINGS
+    assert all(r[8] for r in findings), "every finding carries a human detail"
+    details = {(r[0], r[2], r[3], r[5]): r[8] for r in findings if r[0] == "usage_daily"}
+    for key, detail in w.EXPECTED_FINDING_DETAILS.items():
+        assert details[key] == detail
+
+
+def test_dbt_build_duckdb(tmp_path: Path) -> None:
+    import duckdb
+
+    db = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(db)) as con:
+        for statement in w.world_sql():
+            con.execute(statement)
+
+    run_dbt_build(tmp_path, {"type": "duckdb", "path": str(db), "schema": "main", "threads": 1})
+
+    with duckdb.connect(str(db)) as con:
+        assert_marts(lambda sql: con.execute(sql).fetchall())
+
+
+@pytest.mark.postgres
+def test_dbt_build_postgres(tmp_path: Path, pg_url: str) -> None:
+    """Same world, same expectations, on a fresh PostgreSQL database (conftest's pg_url)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        for statement in w.world_sql():
+            con.execute(statement)
+
+    info = conninfo_to_dict(pg_url)
+    output = {
+        "type": "postgres",
+        "host": info.get("host", "127.0.0.1"),
+        "port": int(info.get("port", 5432)),
+        "user": info.get("user", "postgres"),
+        "password": info.get("password", ""),
+        "dbname": info["dbname"],
+        "schema": "public",
+        "threads": 1,
+    }
+    run_dbt_build(tmp_path, output)
+
+    with psycopg.connect(pg_url) as con:
+        assert_marts(lambda sql: con.execute(sql).fetchall())
