@@ -94,13 +94,16 @@ def _rec_lines(rec: dict[str, Any]) -> list[str]:
 @click.option("--accounts", default=40, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--days", default=34, show_default=True, type=click.IntRange(1, 3660))
 @click.option("--start", "start", default="2026-10-01", show_default=True, help="First day of the world.")
+@click.option("--clean", is_flag=True, help="Plant no discrepancies.")
 @json_option
 @click.pass_context
-def sample(ctx: click.Context, out: str, seed: int, accounts: int, days: int, start: str) -> None:
+def sample(ctx: click.Context, out: str, seed: int, accounts: int, days: int, start: str,
+           clean: bool) -> None:
     """Write a deterministic sample world (sources + ground-truth manifest) to --out."""
     from meterline.sample.generate import generate
 
-    manifest = generate(Path(out), seed=seed, accounts=accounts, days=days, start=_date(start, "--start"))
+    manifest = generate(Path(out), seed=seed, accounts=accounts, days=days,
+                        start=_date(start, "--start"), plant=not clean)
     summary = {"out": str(Path(out).resolve()), "accounts": manifest["accounts"], "days": manifest["days"],
                "first_day": manifest["first_day"], "last_day": manifest["last_day"],
                "discrepancies_planted": len(manifest["discrepancies"])}
@@ -175,13 +178,14 @@ def status(ctx: click.Context) -> None:
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--accounts", default=40, show_default=True, type=click.IntRange(4, 5000))
 @click.option("--days", default=34, show_default=True, type=click.IntRange(1, 400))
+@click.option("--clean", is_flag=True, help="A world with no planted discrepancies.")
 @json_option
 @click.pass_context
-def demo(ctx: click.Context, directory: str, seed: int, accounts: int, days: int) -> None:
+def demo(ctx: click.Context, directory: str, seed: int, accounts: int, days: int, clean: bool) -> None:
     """Build the sample world, run every night and close each full month, then summarise."""
     from meterline import runner
 
-    s = runner.demo(Path(directory), seed=seed, accounts=accounts, days=days)
+    s = runner.demo(Path(directory), seed=seed, accounts=accounts, days=days, plant=not clean)
     human = [
         f"meterline demo in {s['dir']} ({s['warehouse']})",
         f"  {s['accounts']} accounts, {s['first_day']} .. {s['last_day']}, closed {', '.join(s['closed_periods']) or 'none'}",

@@ -23,7 +23,7 @@ def main() -> int:
         env = {**os.environ, "DBT_PROFILES_DIR": tmp}
         sqlfluff = Path(sys.executable).parent / "sqlfluff"
         return subprocess.call(
-            [str(sqlfluff), "lint", "dbt_project/models", "dbt_project/tests", "dbt_project/macros",
+            [str(sqlfluff), "lint", "dbt_project/models", "dbt_project/tests",
              "--disable-progress-bar", "--nofail" if os.environ.get("METERLINE_SQLFLUFF_NOFAIL") else "--processes=2"],
             cwd=root, env=env,
         )

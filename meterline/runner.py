@@ -238,7 +238,8 @@ def _prepare_demo_dir(directory: Path) -> None:
 
 
 def demo(directory: Path, seed: int = 7, accounts: int = 40, days: int = 34,
-         start: dt.date = dt.date(2026, 10, 1), progress: Progress = _stderr) -> dict[str, Any]:
+         start: dt.date = dt.date(2026, 10, 1), progress: Progress = _stderr,
+         plant: bool = True) -> dict[str, Any]:
     """Build the sample world under `directory`, run every night and close each full month."""
     from meterline.config import parse_db_url
     from meterline.sample.generate import generate
@@ -257,7 +258,7 @@ def demo(directory: Path, seed: int = 7, accounts: int = 40, days: int = 34,
     progress(f"demo: generating the sample world (seed {seed}, {accounts} accounts, {days} days) ...")
     if target.kind == "postgres":
         manifest = generate(directory, seed=seed, accounts=accounts, days=days, start=start,
-                            postgres_url=wh_url, pg_schema_prefix=prefix)
+                            postgres_url=wh_url, pg_schema_prefix=prefix, plant=plant)
         safe_url = wh_url if not target.password else target.redacted()
         toml += [
             f'metering_url = "{safe_url}"', f'metering_schema = "{prefix}_metering"',
@@ -265,7 +266,8 @@ def demo(directory: Path, seed: int = 7, accounts: int = 40, days: int = 34,
             "", "[warehouse]", f'url = "{safe_url}"',
         ]
     else:
-        manifest = generate(directory, seed=seed, accounts=accounts, days=days, start=start)
+        manifest = generate(directory, seed=seed, accounts=accounts, days=days, start=start,
+                            plant=plant)
         toml += [
             'metering_url = "duckdb:///sources/metering.duckdb"',
             'billing_url = "duckdb:///sources/billing.duckdb"',

@@ -146,7 +146,7 @@ class Connection:
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         if self.kind == "duckdb":
-            return self.raw.execute(sql, params or []).to_arrow_table()
+            return self.raw.sql(sql, params=list(params) if params else None).to_arrow_table()
         rows = self.fetch_dicts(sql, params)
         return pa.Table.from_pylist(rows)
 

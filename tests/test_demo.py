@@ -50,8 +50,14 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     assert s["invoices"] == len(oct_expected) == accounts
     totals: dict[str, int] = {}
     for e in oct_expected:
-        totals[e["currency"].upper()] = totals.get(e["currency"].upper(), 0) + int(e["total"])
+        totals[e["currency"].upper()] = totals.get(e["currency"].upper(), 0) + int(e["total_minor"])
     assert s["invoice_totals_minor"] == totals
+    # ... and invoice by invoice, in the exported register
+    import csv
+
+    register = list(csv.DictReader((directory / "exports" / "2026-10" / "invoice_register.csv").open()))
+    assert {r["account_id"]: int(r["total_minor"]) for r in register} == {
+        e["account_id"]: int(e["total_minor"]) for e in oct_expected}
     # exports: the manifest's hashes and row counts are those of the files
     export_dir = directory / "exports" / "2026-10"
     m = json.loads((export_dir / "manifest.json").read_text())
@@ -94,3 +100,15 @@ def test_demo_duckdb(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_demo_postgres(tmp_path: Path, pg_url: str) -> None:
     check_demo(tmp_path / "demo", accounts=8, env={"METERLINE_WAREHOUSE": pg_url})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [5, 29])
+def test_clean_world_flags_nothing(tmp_path: Path, seed: int) -> None:
+    res = run_cli("demo", "--dir", str(tmp_path / "clean"), "--accounts", "6", "--seed", str(seed),
+                  "--clean", "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads(res.stdout)
+    assert s["discrepancies_planted"] == 0
+    assert s["drift_flagged"] == 0 and s["false_positives"] == 0 and s["quarantined"] == {}
+    assert s["invoices"] == 6

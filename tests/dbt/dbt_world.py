@@ -77,7 +77,8 @@ S_3 = _stamp("s_3", "2024-03-02 00:50:00", "stripe")
 
 BATCH_LEDGER_ROWS = [
     # batch_id, source, interval_start, interval_end, row_count, checksum, status, loaded_at
-    ("m_jan", "metering", "2024-01-31", "2024-02-01", 1, "x", "loaded", "2024-02-01 00:31:00"),
+    # a month-wide first batch: the ingested history starts on 2024-01-01, so January is billed
+    ("m_jan", "metering", "2024-01-01", "2024-02-01", 1, "x", "loaded", "2024-02-01 00:31:00"),
     ("m_0301", "metering", "2024-03-01", "2024-03-02", 14, "x", "loaded", "2024-03-02 00:31:00"),
     ("m_0302", "metering", "2024-03-02", "2024-03-03", 2, "x", "loaded", "2024-03-03 00:31:00"),
     # a failed later batch: must not move as_of

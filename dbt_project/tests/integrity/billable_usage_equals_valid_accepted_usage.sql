@@ -1,6 +1,14 @@
--- fct_billable_usage.metered_quantity is exactly the latest valid `accepted` metering usage:
--- per account and category, and in total. Returns the rows that disagree.
+-- fct_billable_usage.metered_quantity is exactly the latest valid `accepted` metering usage
+-- inside the billing periods: per account and category, and in total. Returns the rows that
+-- disagree.
 with
+
+periods as (
+    select
+        min(period_start) as first_start,
+        max(period_end) as last_end
+    from {{ ref('int_billing_periods') }}
+),
 
 billed as (
     select
@@ -13,15 +21,18 @@ billed as (
 
 metered as (
     select
-        account_id,
-        category,
-        sum(quantity) as quantity
-    from {{ ref('int_metering_usage_validated') }}
+        metering_usage.account_id,
+        metering_usage.category,
+        sum(metering_usage.quantity) as quantity
+    from {{ ref('int_metering_usage_validated') }} as metering_usage
+    cross join periods
     where
-        is_current_version
-        and is_valid
-        and outcome = 'accepted'
-    group by account_id, category
+        metering_usage.hour_start >= periods.first_start
+        and metering_usage.hour_start < periods.last_end
+        and metering_usage.is_current_version
+        and metering_usage.is_valid
+        and metering_usage.outcome = 'accepted'
+    group by metering_usage.account_id, metering_usage.category
 )
 
 select
