@@ -193,8 +193,13 @@ def demo(ctx: click.Context, directory: str, seed: int, accounts: int, days: int
         f"  reconciliation: {s['drift_flagged']} drift finding(s), quarantined {s['quarantined']}",
         f"  planted discrepancies found: {s['discrepancies_found']}/{s['discrepancies_planted']}, "
         f"false positives: {s['false_positives']}",
+        *[f"    {f['check_name']} {f['status']} "
+          + " ".join(f"{k}={f[k]}" for k in ("account_id", "category", "period", "day", "object_id")
+                     if f.get(k) is not None)
+          + (f"  ({f['detail']})" if f.get("detail") else "")
+          for f in s["findings"]],
         *[f"  export {p}" for p in s["exports"]],
-        f"  next: cd {s['dir']} && meterline status",
+        f"  next: cd {s['dir']} && {Path(sys.executable).parent / 'meterline'} status",
     ]
     _emit(ctx, s, human)
     ok = (s["discrepancies_found"] == s["discrepancies_planted"] and s["false_positives"] == 0
