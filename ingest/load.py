@@ -1,26 +1,47 @@
 """Loading extracted batches into `raw.*`: append-only, batch-stamped, replace-or-skip per interval.
 
-One batch per source and data interval. Its id is derived from the source, the interval and a
-checksum of the content, so a rerun that pulls the same rows is recognised and skipped, and a
-rerun that pulls different rows replaces the earlier batch of that interval in one transaction.
-A crash mid-load rolls back: no partial batch is ever visible.
+One batch per source and data interval. A load streams the source's chunks (bounded memory:
+one chunk at a time) into the raw tables inside ONE warehouse transaction:
+
+1. the interval's previous batch (if any) is deleted — still invisible to readers;
+2. each chunk is cast to the raw contract, checked row by row, hashed (an order-independent
+   Σ of row hashes) and bulk-appended: valid rows to the raw table, contract violations to
+   `raw.quarantine` with a reason code (Arrow into DuckDB, COPY into PostgreSQL);
+3. duplicate natural keys inside the batch are found in the warehouse; extra copies move to
+   quarantine (the first copy stays);
+4. if the checksum equals the previous batch's, the transaction is rolled back
+   (`skipped_identical`: the warehouse is untouched); if the quarantined share exceeds
+   `max_quarantine_share`, it is rolled back and the load fails naming the source and the
+   dominant reason; otherwise the ledger row is written and the transaction commits.
+
+A crash anywhere (a source dying between chunks, the process killed) rolls back: no partial
+batch is ever visible, and the previous batch of the interval is still there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
-from ingest.raw_schema import BATCH_LEDGER, LEDGER_TABLES, all_raw_tables
+from ingest.arrow_types import to_raw_table
+from ingest.chunks import QUARANTINE_ARROW, ChunkChecker, Chunks, iter_chunks, q
+from ingest.contracts import contract
+from ingest.raw_schema import BATCH_LEDGER, LEDGER_TABLES, QUARANTINE, RAW_TABLES, all_raw_tables
+from meterline.errors import StageError
 from meterline.warehouse import Connection, qualified
 
 RAW_SCHEMA = "raw"
 LEDGER_SCHEMA = "ledger"
+DEFAULT_CHUNK_ROWS = 200_000
+
+
+class QuarantineLimitError(StageError):
+    """Too large a share of a batch broke the contract; nothing of the batch was loaded."""
 
 
 @dataclass(frozen=True)
@@ -29,13 +50,22 @@ class BatchResult:
     batch_id: str
     interval_start: dt.datetime
     interval_end: dt.datetime
-    row_counts: dict[str, int]
+    row_counts: dict[str, int]          # rows written to each raw table
     checksum: str
     action: str  # loaded | replaced | skipped_identical
+    quarantined: dict[str, int] = field(default_factory=dict)  # reason -> rows
 
     @property
     def rows(self) -> int:
         return sum(self.row_counts.values())
+
+    @property
+    def quarantined_rows(self) -> int:
+        return sum(self.quarantined.values())
+
+
+class _Identical(Exception):
+    """Raised inside the load transaction to roll back a batch identical to the loaded one."""
 
 
 def ensure_raw(conn: Connection) -> None:
@@ -44,19 +74,31 @@ def ensure_raw(conn: Connection) -> None:
     conn.ensure_schema(LEDGER_SCHEMA)
     for name, cols in all_raw_tables().items():
         conn.ensure_table(RAW_SCHEMA, name, cols)
+    conn.ensure_table(RAW_SCHEMA, "quarantine", QUARANTINE)
     conn.ensure_table(RAW_SCHEMA, "batch_ledger", BATCH_LEDGER)
     for name, cols in LEDGER_TABLES.items():
         conn.ensure_table(LEDGER_SCHEMA, name, cols)
 
 
-def table_checksum(table: pa.Table) -> str:
-    """Order-independent content hash: sort by every column, hash the CSV rendering."""
-    if table.num_rows == 0:
-        return hashlib.sha256(b"").hexdigest()
-    ordered = table.sort_by([(c, "ascending") for c in table.column_names])
-    buf = io.BytesIO()
-    pacsv.write_csv(ordered, buf)
-    return hashlib.sha256(buf.getvalue()).hexdigest()
+def make_batch_id(source: str, interval_start: dt.datetime, extracted_at: dt.datetime,
+                  replaces: list[str]) -> str:
+    """Deterministic from the source, interval, extraction stamp and the batch it replaces.
+
+    The id cannot hold the content checksum: rows are streamed into raw before the checksum is
+    known. It never repeats the id of the batch it replaces.
+    """
+    seed = f"{source}|{interval_start.isoformat()}|{extracted_at.isoformat()}|{','.join(replaces)}"
+    tag = hashlib.sha256(seed.encode())
+    return f"{source}_{interval_start:%Y%m%dT%H%M}_{tag.hexdigest()[:12]}"
+
+
+def _stamp(table: pa.Table, batch_id: str, extracted_at: dt.datetime, source: str) -> pa.Table:
+    n = table.num_rows
+    return (
+        table.append_column("_batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), n))
+        .append_column("_extracted_at", pa.repeat(pa.scalar(extracted_at, pa.timestamp("us")), n))
+        .append_column("_source", pa.repeat(pa.scalar(source, pa.string()), n))
+    )
 
 
 def load_batch(
@@ -64,48 +106,162 @@ def load_batch(
     source: str,
     interval_start: dt.datetime,
     interval_end: dt.datetime,
-    tables: dict[str, pa.Table],
+    tables: Mapping[str, Chunks],
     extracted_at: dt.datetime,
+    *,
+    max_quarantine_share: Decimal | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> BatchResult:
-    """Load one source's extract for one interval as one batch (or skip it if identical)."""
-    raw_tables = all_raw_tables()
-    digest = hashlib.sha256()
-    for name in sorted(tables):
-        if name not in raw_tables:
-            raise ValueError(f"unknown raw table {name}")
-        digest.update(name.encode())
-        digest.update(table_checksum(tables[name]).encode())
-    checksum = digest.hexdigest()
-    batch_id = f"{source}_{interval_start:%Y%m%dT%H%M}_{checksum[:12]}"
-    counts = {name: t.num_rows for name, t in sorted(tables.items())}
+    """Load one source's extract for one interval as one batch (or skip it if identical).
 
+    `tables` maps raw table names to Arrow tables or iterables of record batches (read lazily,
+    one chunk at a time). A source error raised while iterating rolls the whole batch back.
+    """
+    for name in tables:
+        if name not in RAW_TABLES:
+            raise ValueError(f"unknown raw table {name}")
     ledger = qualified(RAW_SCHEMA, "batch_ledger")
+    quarantine = qualified(RAW_SCHEMA, "quarantine")
     previous = conn.fetchall(
         f"SELECT batch_id, checksum FROM {ledger} WHERE source = ? AND interval_start = ? "
         "AND status = 'loaded'",
         [source, interval_start],
     )
-    if len(previous) == 1 and previous[0][1] == checksum:
-        return BatchResult(source, previous[0][0], interval_start, interval_end, counts, checksum,
-                           "skipped_identical")
-
-    with conn.transaction():
-        for old_batch, _ in previous:
-            for name in raw_tables:
-                conn.execute(f"DELETE FROM {qualified(RAW_SCHEMA, name)} WHERE _batch_id = ?", [old_batch])
-            conn.execute(f"DELETE FROM {ledger} WHERE batch_id = ?", [old_batch])
-        for name, table in sorted(tables.items()):
-            n = table.num_rows
-            stamped = (
-                table.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
-                .append_column("_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us")))
-                .append_column("_source", pa.array([source] * n, pa.string()))
+    batch_id = make_batch_id(source, interval_start, extracted_at, [p[0] for p in previous])
+    counts: dict[str, int] = {}
+    reasons: dict[tuple[str, str], int] = {}
+    digest = hashlib.sha256()
+    total = 0
+    checker = ChunkChecker()
+    try:
+        with conn.transaction():
+            for old_batch, _ in previous:
+                for name in [*RAW_TABLES, "quarantine"]:
+                    conn.execute(f"DELETE FROM {qualified(RAW_SCHEMA, name)} WHERE _batch_id = ?",
+                                 [old_batch])
+                conn.execute(f"DELETE FROM {ledger} WHERE batch_id = ?", [old_batch])
+            for name in sorted(tables):
+                rows, hsum = 0, 0
+                good_rows = 0
+                for chunk in iter_chunks(tables[name], chunk_rows):
+                    checked = checker.check(name, chunk)
+                    rows += checked.rows
+                    hsum = (hsum + checked.hash_sum) % 2**64
+                    good_rows += conn.insert_arrow(
+                        RAW_SCHEMA, name, _stamp(checked.good, batch_id, extracted_at, source))
+                    if checked.bad.num_rows:
+                        conn.insert_arrow(RAW_SCHEMA, "quarantine",
+                                          _stamp(checked.bad, batch_id, extracted_at, source))
+                        for r in checked.bad.column("reason").to_pylist():
+                            reasons[(name, r)] = reasons.get((name, r), 0) + 1
+                total += rows
+                digest.update(f"{name}:{rows}:{hsum:016x};".encode())
+                counts[name] = good_rows
+            checksum = digest.hexdigest()
+            if len(previous) == 1 and previous[0][1] == checksum:
+                raise _Identical
+            for name in sorted(tables):
+                moved = _quarantine_duplicates(conn, checker, name, batch_id, extracted_at, source,
+                                               interval_start, total, reasons, max_quarantine_share)
+                if moved:
+                    counts[name] -= moved
+                    reasons[(name, "duplicate_key")] = reasons.get((name, "duplicate_key"), 0) + moved
+            _check_share(source, interval_start, total, reasons, max_quarantine_share)
+            conn.execute(
+                f"INSERT INTO {ledger} (batch_id, source, interval_start, interval_end, row_count, "
+                "checksum, status, loaded_at) VALUES (?, ?, ?, ?, ?, ?, 'loaded', ?)",
+                [batch_id, source, interval_start, interval_end, sum(counts.values()), checksum,
+                 extracted_at],
             )
-            conn.insert_arrow(RAW_SCHEMA, name, stamped)
-        conn.execute(
-            f"INSERT INTO {ledger} (batch_id, source, interval_start, interval_end, row_count, "
-            "checksum, status, loaded_at) VALUES (?, ?, ?, ?, ?, ?, 'loaded', ?)",
-            [batch_id, source, interval_start, interval_end, sum(counts.values()), checksum, extracted_at],
-        )
+    except _Identical:
+        old_id = previous[0][0]
+        kept = {r[0]: int(r[1]) for r in conn.fetchall(
+            f"SELECT reason, count(*) FROM {quarantine} WHERE _batch_id = ? GROUP BY reason",
+            [old_id])}
+        return BatchResult(source, old_id, interval_start, interval_end, counts, checksum,
+                           "skipped_identical", kept)
+    finally:
+        checker.close()
+    by_reason: dict[str, int] = {}
+    for (_, r), n in reasons.items():
+        by_reason[r] = by_reason.get(r, 0) + n
     return BatchResult(source, batch_id, interval_start, interval_end, counts, checksum,
-                       "replaced" if previous else "loaded")
+                       "replaced" if previous else "loaded", dict(sorted(by_reason.items())))
+
+
+def _check_share(source: str, interval_start: dt.datetime, total: int,
+                 reasons: dict[tuple[str, str], int], max_share: Decimal | None) -> None:
+    bad = sum(reasons.values())
+    if max_share is None or not total or bad <= max_share * total:
+        return
+    (table, reason), n = max(reasons.items(), key=lambda kv: (kv[1], kv[0]))
+    raise QuarantineLimitError(
+        f"{source} source: {bad} of {total} rows of the {interval_start:%Y-%m-%d} batch break the "
+        f"contract (over the quarantine_max_share limit {max_share}), mostly {reason!r} "
+        f"({n} rows of {table}); nothing of this batch was loaded"
+    )
+
+
+def _quarantine_duplicates(
+    conn: Connection, checker: ChunkChecker, name: str, batch_id: str,
+    extracted_at: dt.datetime, source: str, interval_start: dt.datetime, total: int,
+    reasons: dict[tuple[str, str], int], max_share: Decimal | None,
+) -> int:
+    """Move extra copies of a natural key inside the batch to quarantine; return how many."""
+    key = contract(name).natural_key
+    if not key:
+        return 0
+    table = qualified(RAW_SCHEMA, name)
+    keys = ", ".join(q(k) for k in key)
+    where = "_batch_id = ?"
+    params: list = [batch_id]
+    if conn.kind == "duckdb":
+        # grouping one 64-bit key hash is far cheaper than grouping the key columns; only
+        # rows whose key hash repeats are grouped exactly (same answer, less work)
+        where += (f" AND hash({keys}) IN (SELECT hash({keys}) FROM {table} WHERE _batch_id = ? "
+                  f"GROUP BY hash({keys}) HAVING count(*) > 1)")
+        params.append(batch_id)
+    groups = conn.fetchall(
+        f"SELECT {keys}, count(*) FROM {table} WHERE {where} GROUP BY {keys} HAVING count(*) > 1",
+        params,
+    )
+    if not groups:
+        return 0
+    extra = sum(int(g[-1]) - 1 for g in groups)
+    # fail before any per-row work when the share is already past the limit
+    _check_share(source, interval_start, total,
+                 {**reasons, (name, "duplicate_key"): reasons.get((name, "duplicate_key"), 0) + extra},
+                 max_share)
+    cols = [c for c, _ in RAW_TABLES[name]]
+    select = ", ".join(q(c) for c in cols)
+    cond = " AND ".join(f"{q(k)} IS NOT DISTINCT FROM ?" for k in key)
+    moved = 0
+    c = contract(name)
+    for g in groups:
+        params = [batch_id, *g[:-1]]
+        rows = [dict(zip(cols, r, strict=True)) for r in conn.fetchall(
+            f"SELECT {select} FROM {table} WHERE _batch_id = ? AND {cond}", params)]
+        rows.sort(key=lambda r: tuple((v is None, str(v)) for v in r.values()))
+        keep, extras = rows[0], rows[1:]
+        conn.execute(f"DELETE FROM {table} WHERE _batch_id = ? AND {cond}", params)
+        conn.insert_arrow(RAW_SCHEMA, name, _stamp(to_raw_table(name, [keep]), batch_id,
+                                                   extracted_at, source))
+        extra_table = to_raw_table(name, extras)
+        day_col = c.day_column
+        bad = pa.table({
+            "raw_table": [name] * len(extras),
+            "reason": ["duplicate_key"] * len(extras),
+            "account_id": [r.get(c.account) if c.account else None for r in extras],
+            "category": [r.get(c.category) if c.category else None for r in extras],
+            "day": [_as_date(r[day_col]) if day_col else None for r in extras],
+            "row_json": checker.row_json(extra_table),
+        }, schema=QUARANTINE_ARROW)
+        conn.insert_arrow(RAW_SCHEMA, "quarantine", _stamp(bad, batch_id, extracted_at, source))
+        moved += len(extras)
+    return moved
+
+
+def _as_date(value: object) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else None

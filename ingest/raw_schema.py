@@ -137,7 +137,71 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("created_at", "TIMESTAMP"),
         ("object_json", "VARCHAR"),
     ],
+    "stripe_subscriptions": [
+        ("id", "VARCHAR"),
+        ("customer_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("current_period_start", "TIMESTAMP"),
+        ("current_period_end", "TIMESTAMP"),
+        ("canceled_at", "TIMESTAMP"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    "stripe_disputes": [
+        ("id", "VARCHAR"),
+        ("charge_id", "VARCHAR"),
+        ("amount", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    "stripe_credit_notes": [
+        ("id", "VARCHAR"),
+        ("invoice_id", "VARCHAR"),
+        ("customer_id", "VARCHAR"),
+        ("amount", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("type", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    # Stripe Events API: every event of a pulled night whose object meterline keeps
+    "stripe_events": [
+        ("id", "VARCHAR"),
+        ("type", "VARCHAR"),
+        ("object_type", "VARCHAR"),
+        ("object_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("object_json", "VARCHAR"),
+    ],
+    # Stripe pull cursor: one row per resource (and `events`) per Stripe batch, written in the
+    # batch's own transaction: what interval was listed, how many objects, the newest seen.
+    "stripe_cursor": [
+        ("resource", "VARCHAR"),
+        ("mode", "VARCHAR"),
+        ("interval_start", "TIMESTAMP"),
+        ("interval_end", "TIMESTAMP"),
+        ("objects", "BIGINT"),
+        ("newest_created_at", "TIMESTAMP"),
+        ("newest_id", "VARCHAR"),
+    ],
 }
+
+# Rows that broke a row-level contract at ingest (ingest/contracts.py), batch-stamped like raw.
+QUARANTINE: list[tuple[str, str]] = [
+    ("raw_table", "VARCHAR"),
+    ("reason", "VARCHAR"),
+    ("account_id", "VARCHAR"),
+    ("category", "VARCHAR"),
+    ("day", "DATE"),
+    ("row_json", "VARCHAR"),
+    *BATCH_COLUMNS,
+]
 
 BATCH_LEDGER: list[tuple[str, str]] = [
     ("batch_id", "VARCHAR"),

@@ -1,7 +1,10 @@
-"""One night's ingest: extract the three sources for a data interval, then load each as a batch.
+"""One night's ingest: extract the three sources for a data interval and load each as a batch.
 
-All three extracts are read completely before anything is loaded, so an unreachable or
-half-read source loads nothing and the run fails naming the source.
+Every source is probed before anything is loaded, so an unreachable source fails the run,
+naming it, with nothing written. Metering and billing then stream chunk by chunk into their
+load transaction: a source that fails half-way rolls its batch back (it loads nothing) and
+the run fails naming it. Metering loads last: its batch marks the interval as ingested
+(dbt's as_of), so a night whose metering did not load is not treated as done.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ import datetime as dt
 from typing import Any
 
 from ingest.load import BatchResult, load_batch
-from ingest.sql_sources import extract_billing, extract_metering
-from ingest.stripe import extract_stripe
+from ingest.sql_sources import extract_billing, extract_metering, probe
+from ingest.stripe import configured_resources, extract_stripe_interval, reader_from_config
 from meterline.config import Config
 from meterline.warehouse import Connection
 
@@ -26,16 +29,19 @@ def ingest_day(
 ) -> list[BatchResult]:
     start = dt.datetime.combine(day, dt.time())
     end = start + dt.timedelta(days=1)
-    extracts = {
-        "billing": extract_billing(cfg, day),
-        "stripe": extract_stripe(
-            stripe_client, day, api_key=stripe_api_key,
-            server_filters=cfg.get("sources", "stripe_server_filters"),
-        ),
-        # metering last: its batch marks the interval as ingested (dbt's as_of)
-        "metering": extract_metering(cfg, day),
+    probe(cfg, "billing")
+    probe(cfg, "metering")
+    sources = cfg.values["sources"]
+    stripe = extract_stripe_interval(
+        reader_from_config(stripe_client, stripe_api_key, sources), start, end,
+        configured_resources(sources),
+    )
+    options = {
+        "max_quarantine_share": cfg.get("pipeline", "quarantine_max_share"),
+        "chunk_rows": cfg.get("pipeline", "chunk_rows"),
     }
     return [
-        load_batch(conn, source, start, end, tables, extracted_at)
-        for source, tables in extracts.items()
+        load_batch(conn, "billing", start, end, extract_billing(cfg, day), extracted_at, **options),
+        load_batch(conn, "stripe", start, end, stripe, extracted_at, **options),
+        load_batch(conn, "metering", start, end, extract_metering(cfg, day), extracted_at, **options),
     ]

@@ -1,20 +1,25 @@
-"""Extractors for the SQL sources: the metering store and the billing database.
+"""Extractors for the metering store and the billing database, streamed in chunks.
 
-Both read through the same connection layer as the warehouse (a DuckDB file or a PostgreSQL
-database and schema). Window rules are in docs/sources.md.
+The metering store is a SQL database (DuckDB file, PostgreSQL, any SQLAlchemy URL) or Parquet /
+CSV files (`sources.metering_path`, a path or a glob, `sources.metering_format`); the billing
+database is a SQL database. Every extractor returns, per raw table, a lazy iterator of Arrow
+record batches (`pipeline.chunk_rows` rows at most): nothing is read until the loader pulls,
+and a source that fails mid-read raises a `SourceError` naming it, inside the load
+transaction, so that source's batch loads nothing. Window rules are in docs/sources.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
-from ingest.arrow_types import to_raw_table
 from ingest.raw_schema import RAW_TABLES
+from ingest.readers import Reader, as_datetime, open_reader, quote
 from meterline.config import Config
-from meterline.errors import MeterlineError, SourceError
-from meterline.warehouse import Connection, open_connection, quote_ident
+from meterline.errors import SourceError
 
 BILLING_SNAPSHOTS = {
     "billing_accounts": "accounts",
@@ -24,95 +29,91 @@ BILLING_SNAPSHOTS = {
 }
 
 
-def _open(cfg: Config, name: str) -> Connection:
-    try:
-        return open_connection(cfg.source_target(name), read_only=True, what=f"{name} source")
-    except MeterlineError as exc:
-        raise SourceError(str(exc)) from exc
-
-
-def _table(cfg: Config, name: str, table: str) -> str:
-    schema = cfg.get("sources", f"{name}_schema")
-    return f"{quote_ident(schema)}.{quote_ident(table)}" if schema else quote_ident(table)
-
-
-def _select(conn: Connection, sql: str, params: list, raw_table: str, source: str) -> pa.Table:
-    try:
-        if conn.kind == "duckdb":
-            data = conn.fetch_arrow(sql, params)
-        else:
-            data = conn.fetch_dicts(sql, params)  # type: ignore[assignment]
-    except Exception as exc:  # noqa: BLE001 - any driver error means the source is unreadable
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SourceError(f"{source} source: cannot read ({first})") from exc
-    return to_raw_table(raw_table, data)
-
-
 def _cols(raw_table: str) -> str:
-    return ", ".join(quote_ident(c) for c, _ in RAW_TABLES[raw_table])
+    return ", ".join(quote(c) for c, _ in RAW_TABLES[raw_table])
+
+
+def _within(reader: Reader, column: str, kind: str = "TIMESTAMP") -> str:
+    """`column` in [?, ?) — or not a value at all, so it is pulled and quarantined, not lost."""
+    col = quote(column)
+    if reader.kind == "files" and reader.text_times:
+        col = f"try_cast({col} AS {kind})"
+    return f"({col} IS NULL OR ({col} >= ? AND {col} < ?))"
+
+
+def _stream(cfg: Config, source: str, table: str, build: Any) -> Iterator[pa.RecordBatch]:
+    """Open the source when the loader first pulls, stream, always close."""
+    reader = open_reader(cfg, source, table)
+    try:
+        sql, params = build(reader)
+        yield from reader.stream(sql, params, cfg.get("pipeline", "chunk_rows"))
+    finally:
+        reader.close()
+
+
+def probe(cfg: Config, source: str) -> None:
+    """Fail fast, naming the source, when it cannot be reached at all."""
+    table = cfg.get("sources", "metering_table") if source == "metering" else "accounts"
+    reader = open_reader(cfg, source, table)
+    try:
+        reader.fetchone(f"SELECT 1 FROM {reader.relation} LIMIT 1")
+    finally:
+        reader.close()
 
 
 def metering_coverage(cfg: Config) -> tuple[dt.date, dt.date]:
     """First and last day with any usage in the metering store."""
-    conn = _open(cfg, "metering")
+    reader = open_reader(cfg, "metering", cfg.get("sources", "metering_table"))
     try:
-        row = conn.fetchone(
-            f"SELECT min(hour_start), max(hour_start) FROM {_table(cfg, 'metering', cfg.get('sources', 'metering_table'))}"
-        )
-    except Exception as exc:  # noqa: BLE001
-        raise SourceError(f"metering source: cannot read ({str(exc).splitlines()[0]})") from exc
+        col = quote("hour_start")
+        if reader.kind == "files":
+            col = f"try_cast({col} AS TIMESTAMP)"
+        row = reader.fetchone(f"SELECT min({col}), max({col}) FROM {reader.relation}")
     finally:
-        conn.close()
-    if not row or row[0] is None:
+        reader.close()
+    first, last = (as_datetime(row[0]), as_datetime(row[1])) if row else (None, None)
+    if first is None or last is None:
         raise SourceError("metering source: no usage rows")
-    return row[0].date(), row[1].date()
+    return first.date(), last.date()
 
 
-def extract_metering(cfg: Config, day: dt.date) -> dict[str, pa.Table]:
+def _interval(cfg: Config, day: dt.date) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time())
+    end = start + dt.timedelta(days=1)
+    return start, end, start - dt.timedelta(days=cfg.get("pipeline", "late_window_days"))
+
+
+def extract_metering(cfg: Config, day: dt.date) -> dict[str, Iterator[pa.RecordBatch]]:
     """Usage versions written during `day` for hours in [day - late window, day + 1)."""
-    start = dt.datetime.combine(day, dt.time())
-    end = start + dt.timedelta(days=1)
-    window_start = start - dt.timedelta(days=cfg.get("pipeline", "late_window_days"))
-    conn = _open(cfg, "metering")
-    try:
-        table = _select(
-            conn,
-            f"SELECT {_cols('metering_usage_hourly')} FROM "
-            f"{_table(cfg, 'metering', cfg.get('sources', 'metering_table'))} "
-            "WHERE hour_start >= ? AND hour_start < ? AND updated_at >= ? AND updated_at < ?",
+    start, end, window_start = _interval(cfg, day)
+
+    def build(reader: Reader) -> tuple[str, list]:
+        return (
+            f"SELECT {_cols('metering_usage_hourly')} FROM {reader.relation} "
+            f"WHERE {_within(reader, 'hour_start')} AND {_within(reader, 'updated_at')}",
             [window_start, end, start, end],
-            "metering_usage_hourly",
-            "metering",
         )
-    finally:
-        conn.close()
-    return {"metering_usage_hourly": table}
+
+    return {"metering_usage_hourly": _stream(cfg, "metering", cfg.get("sources", "metering_table"),
+                                             build)}
 
 
-def extract_billing(cfg: Config, day: dt.date) -> dict[str, pa.Table]:
+def extract_billing(cfg: Config, day: dt.date) -> dict[str, Iterator[pa.RecordBatch]]:
     """Snapshots of accounts, plans, subscriptions and price books; counter versions of `day`."""
-    start = dt.datetime.combine(day, dt.time())
-    end = start + dt.timedelta(days=1)
-    window_start = (start - dt.timedelta(days=cfg.get("pipeline", "late_window_days"))).date()
-    out: dict[str, pa.Table] = {}
-    conn = _open(cfg, "billing")
-    try:
-        for raw_table, src_table in BILLING_SNAPSHOTS.items():
-            out[raw_table] = _select(
-                conn,
-                f"SELECT {_cols(raw_table)} FROM {_table(cfg, 'billing', src_table)}",
-                [],
-                raw_table,
-                "billing",
-            )
-        out["billing_usage_counters"] = _select(
-            conn,
-            f"SELECT {_cols('billing_usage_counters')} FROM {_table(cfg, 'billing', 'usage_counters')} "
-            "WHERE day >= ? AND day < ? AND updated_at >= ? AND updated_at < ?",
-            [window_start, end.date(), start, end],
-            "billing_usage_counters",
-            "billing",
+    start, end, window_start = _interval(cfg, day)
+    out: dict[str, Iterator[pa.RecordBatch]] = {}
+    for raw_table, src_table in BILLING_SNAPSHOTS.items():
+        def snapshot(reader: Reader, raw_table: str = raw_table) -> tuple[str, list]:
+            return f"SELECT {_cols(raw_table)} FROM {reader.relation}", []
+
+        out[raw_table] = _stream(cfg, "billing", src_table, snapshot)
+
+    def counters(reader: Reader) -> tuple[str, list]:
+        return (
+            f"SELECT {_cols('billing_usage_counters')} FROM {reader.relation} "
+            f"WHERE {_within(reader, 'day', 'DATE')} AND {_within(reader, 'updated_at')}",
+            [window_start.date(), end.date(), start, end],
         )
-    finally:
-        conn.close()
+
+    out["billing_usage_counters"] = _stream(cfg, "billing", "usage_counters", counters)
     return out

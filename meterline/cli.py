@@ -155,6 +155,31 @@ def close(ctx: click.Context, period: str) -> None:
     _emit(ctx, result, human)
 
 
+@cli.group()
+def resync() -> None:
+    """Re-read a source in full, for when incremental pulls missed something."""
+
+
+@resync.command("stripe")
+@click.option("--since", default=None, help="Only objects created on or after this day (default: all).")
+@click.option("--until", default=None,
+              help="Only objects created before this day (default: the end of the latest loaded Stripe night).")
+@json_option
+@click.pass_context
+def resync_stripe(ctx: click.Context, since: str | None, until: str | None) -> None:
+    """List every Stripe object (all resources) and load it as one batch.
+
+    Updates to objects older than the Events API's 30-day window are only seen this way.
+    """
+    from meterline import runner
+
+    s = runner.resync_stripe(_config(ctx), since=_date(since, "--since") if since else None,
+                             until=_date(until, "--until") if until else None)
+    _emit(ctx, s, [f"resync stripe [{s['since'][:10]}, {s['until'][:10]}): {s['rows']} rows "
+                   f"({s['action']}), batch {s['batch_id']}",
+                   "  " + ", ".join(f"{k} {v}" for k, v in s["row_counts"].items())])
+
+
 @cli.command()
 @json_option
 @click.pass_context

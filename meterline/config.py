@@ -34,11 +34,19 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
         "metering_url": (str, "duckdb:///sources/metering.duckdb"),
         "metering_schema": (str, ""),
         "metering_table": (str, "usage_hourly"),
+        "metering_path": (str, ""),
+        "metering_format": (str, "parquet"),
         "billing_url": (str, "duckdb:///sources/billing.duckdb"),
         "billing_schema": (str, ""),
         "stripe_api_base": (str, "https://api.stripe.com"),
         "stripe_fixture": (str, ""),
         "stripe_server_filters": (bool, True),
+        "stripe_shards": (int, 4),
+        "stripe_max_concurrency": (int, 4),
+        "stripe_max_attempts": (int, 6),
+        "stripe_timeout_seconds": (float, 80.0),
+        "stripe_page_limit": (int, 100),
+        "stripe_resources": (str, ""),
     },
     "pipeline": {
         "state_dir": (str, ".meterline"),
@@ -46,6 +54,7 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
         "late_window_days": (int, 3),
         "stripe_invoice_grace_days": (int, 2),
         "quarantine_max_share": (Decimal, Decimal("0.01")),
+        "chunk_rows": (int, 200_000),
     },
     "reconcile": {
         "tolerance_abs": (int, 0),
@@ -181,6 +190,11 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
             if isinstance(value, float):
                 raise ValueError
             return int(value)
+        if typ is float:
+            # durations only (never money)
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
         if typ is bool:
             if isinstance(value, bool):
                 return value
@@ -257,6 +271,12 @@ def load_config(explicit: str | Path | None = None, env: dict[str, str] | None =
         secrets["stripe_api_key"] = env.get("METERLINE_SOURCES_STRIPE_API_KEY") or env.get(
             "METERLINE_STRIPE_API_KEY", ""
         )
+    if values["sources"]["metering_format"] not in ("parquet", "csv"):
+        raise ConfigError(
+            f"[sources] metering_format must be \"parquet\" or \"csv\", "
+            f"got {values['sources']['metering_format']!r}")
+    if values["pipeline"]["chunk_rows"] < 1:
+        raise ConfigError("[pipeline] chunk_rows must be at least 1")
     cfg = Config(values=values, base_dir=base_dir, file=file, secrets=secrets)
     cfg.warehouse  # noqa: B018 - validate the URL early, with a clear message
     return cfg

@@ -58,6 +58,11 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     register = list(csv.DictReader((directory / "exports" / "2026-10" / "invoice_register.csv").open()))
     assert {r["account_id"]: int(r["total_minor"]) for r in register} == {
         e["account_id"]: int(e["total_minor"]) for e in oct_expected}
+    # the Stripe history before the first night came in through the onboarding resync
+    cfg = load_config(directory / "meterline.toml", env=env)
+    with connect(cfg.warehouse) as conn:
+        customers = conn.fetchall("SELECT DISTINCT account_id FROM raw.stripe_customers")
+    assert len(customers) == accounts and s["stripe_history_rows"] > accounts
     # exports: the manifest's hashes and row counts are those of the files
     export_dir = directory / "exports" / "2026-10"
     m = json.loads((export_dir / "manifest.json").read_text())

@@ -125,11 +125,15 @@ UNKNOWN_ACCOUNT = "acct_9999"
 NEGATIVE_PROJECT = "proj_neg"
 STRIPE_RESOURCES = (
     "customers",
+    "subscriptions",
     "invoices",
     "charges",
     "refunds",
+    "disputes",
+    "credit_notes",
     "balance_transactions",
     "payouts",
+    "events",
 )
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -1109,14 +1113,211 @@ def _stripe_objects(
     def ordered(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         return sorted(items, key=lambda o: (o["created"], o["id"]))
 
-    return {
+    objects = {
         "customers": ordered(customers),
         "invoices": ordered(stripe_invoices),
         "charges": ordered(charges),
         "refunds": ordered(refunds),
         "balance_transactions": ordered(bts),
         "payouts": ordered(payouts),
-    }, orphan
+    }
+    _stripe_lifecycle(world, objects, planted_accounts)
+    for resource in ("subscriptions", "disputes", "credit_notes", "events"):
+        objects[resource] = ordered(objects[resource])
+    return objects, orphan
+
+
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(obj))
+
+
+def _stripe_event(seed: int, kind: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
+    return {
+        "id": stripe_id("evt", seed, kind, obj["id"], created),
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "data": {"object": _copy(obj)},
+        "livemode": False,
+        "pending_webhooks": 0,
+        "request": {"id": None, "idempotency_key": None},
+        "type": kind,
+    }
+
+
+def _stripe_subscription(world: World, sub: Subscription, at: dt.datetime) -> dict[str, Any]:
+    """The Stripe subscription mirroring a billing subscription, as it was at `at`."""
+    account = next(a for a in world.accounts if a.account_id == sub.account_id)
+    plan = next(p for p in world.plans if p.plan_id == sub.plan_id)
+    canceled = sub.ended_at is not None and at >= sub.ended_at
+    period_start = dt.datetime(at.year, at.month, 1) if not canceled else None
+    if canceled:
+        assert sub.ended_at is not None
+        before = sub.ended_at - dt.timedelta(seconds=1)
+        period_start = dt.datetime(before.year, before.month, 1)
+    assert period_start is not None
+    period_start = max(period_start, sub.started_at)
+    period_end = dt.datetime.combine(_next_month(period_start.date()), dt.time())
+    sub_id = stripe_id("sub", world.seed, sub.subscription_id)
+    currency = plan.currency.lower()
+    return {
+        "id": sub_id,
+        "object": "subscription",
+        "billing_cycle_anchor": _epoch(sub.started_at),
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": _epoch(sub.ended_at) if canceled and sub.ended_at else None,
+        "collection_method": "charge_automatically",
+        "created": _epoch(sub.started_at),
+        "currency": currency,
+        "current_period_end": _epoch(sub.ended_at) if canceled and sub.ended_at else _epoch(period_end),
+        "current_period_start": _epoch(period_start),
+        "customer": account.stripe_customer_id,
+        "ended_at": _epoch(sub.ended_at) if canceled and sub.ended_at else None,
+        "items": {
+            "object": "list",
+            "data": [{
+                "id": stripe_id("si", world.seed, sub.subscription_id),
+                "object": "subscription_item",
+                "created": _epoch(sub.started_at),
+                "metadata": {},
+                "price": {
+                    "id": stripe_id("price", world.seed, plan.plan_id),
+                    "object": "price",
+                    "currency": currency,
+                    "metadata": {"category": "base_fee", "plan_id": plan.plan_id},
+                    "nickname": plan.name,
+                    "recurring": {"interval": "month", "interval_count": 1},
+                    "type": "recurring",
+                    "unit_amount": plan.base_fee_minor,
+                },
+                "quantity": 1,
+                "subscription": sub_id,
+            }],
+            "has_more": False,
+            "total_count": 1,
+            "url": f"/v1/subscription_items?subscription={sub_id}",
+        },
+        "livemode": False,
+        "metadata": {"account_id": sub.account_id, "plan_id": sub.plan_id,
+                     "subscription_id": sub.subscription_id},
+        "start_date": _epoch(sub.started_at),
+        "status": "canceled" if canceled else "active",
+    }  # fmt: skip
+
+
+def _stripe_lifecycle(
+    world: World, objects: dict[str, list[dict[str, Any]]], planted_accounts: set[str]
+) -> None:
+    """Subscriptions, disputes, credit notes and the Events API log of the Stripe world.
+
+    Every object's final state is what `objects` already holds; the latest event about an
+    object (by created, then id) always carries exactly that final state, and no two events
+    about one object share a second. Intermediate states (an invoice `open` before it was
+    paid, a charge before its refund, an open dispute) appear only inside earlier events.
+    Nothing here changes invoices, lines, charges, refunds, balance transactions or payouts.
+    """
+    seed = world.seed
+    end = _from_epoch(world.end_ts)
+    events: list[dict[str, Any]] = []
+
+    def emit(kind: str, obj: dict[str, Any], created: int) -> None:
+        if created < world.end_ts:
+            events.append(_stripe_event(seed, kind, obj, created))
+
+    for customer in objects["customers"]:
+        emit("customer.created", customer, customer["created"])
+
+    # subscriptions: created, renewed on every month boundary, canceled at a plan switch
+    subscriptions = []
+    for sub in world.subscriptions:
+        if sub.started_at >= end:
+            continue
+        emit("customer.subscription.created", _stripe_subscription(world, sub, sub.started_at),
+             _epoch(sub.started_at))
+        boundary = _next_month(sub.started_at.date())
+        while dt.datetime.combine(boundary, dt.time()) < end:
+            moment = dt.datetime.combine(boundary, dt.time())
+            if sub.ended_at is not None and moment >= sub.ended_at:
+                break
+            if _epoch(moment) >= world.start_ts - 35 * 86400:  # older renewals: never pulled
+                emit("customer.subscription.updated", _stripe_subscription(world, sub, moment),
+                     _epoch(moment))
+            boundary = _next_month(boundary)
+        final_at = end - dt.timedelta(seconds=1)
+        if sub.ended_at is not None and sub.ended_at < end:
+            emit("customer.subscription.deleted", _stripe_subscription(world, sub, sub.ended_at),
+                 _epoch(sub.ended_at))
+            final_at = sub.ended_at
+        subscriptions.append(_stripe_subscription(world, sub, final_at))
+
+    # invoices: finalized (open) when created, paid when their charge succeeded
+    for invoice in objects["invoices"]:
+        opened = _copy(invoice)
+        opened.update({"amount_paid": 0, "amount_remaining": invoice["amount_due"],
+                       "attempt_count": 0, "attempted": False, "auto_advance": True,
+                       "status": "open"})
+        opened["status_transitions"]["paid_at"] = None
+        emit("invoice.finalized", opened if invoice["status"] == "paid" else invoice,
+             invoice["created"])
+        if invoice["status"] == "paid":
+            emit("invoice.paid", invoice, invoice["status_transitions"]["paid_at"])
+
+    refunds_by_charge: dict[str, list[dict[str, Any]]] = {}
+    for refund in objects["refunds"]:
+        emit("refund.created", refund, refund["created"])
+        refunds_by_charge.setdefault(refund["charge"], []).append(refund)
+    for charge in objects["charges"]:
+        refunded = refunds_by_charge.get(charge["id"], [])
+        if refunded:
+            before = _copy(charge)
+            before.update({"amount_refunded": 0, "refunded": False})
+            emit("charge.succeeded", before, charge["created"])
+            emit("charge.refunded", charge, max(r["created"] for r in refunded))
+        else:
+            emit("charge.succeeded", charge, charge["created"])
+    for payout in objects["payouts"]:
+        emit("payout.created", payout, payout["created"])
+
+    # one card-issuer inquiry (no funds move), opened and closed inside the world when it fits
+    disputes = []
+    rng = _stream(seed, "disputes")
+    candidates = [
+        c for c in objects["charges"]
+        if c["metadata"]["account_id"] not in planted_accounts and not refunds_by_charge.get(c["id"])
+    ]
+    if candidates:
+        charge = rng.choice(candidates)
+        opened_at = charge["created"] + rng.randint(2 * 3600, 6 * 3600)
+        closed_at = opened_at + rng.randint(12 * 3600, 20 * 3600)
+        dispute = {
+            "id": stripe_id("dp", seed, charge["id"]),
+            "object": "dispute",
+            "amount": charge["amount"],
+            "balance_transactions": [],
+            "charge": charge["id"],
+            "created": opened_at,
+            "currency": charge["currency"],
+            "evidence_details": {"due_by": opened_at + 7 * 86400, "has_evidence": False,
+                                 "past_due": False, "submission_count": 0},
+            "is_charge_refundable": True,
+            "livemode": False,
+            "metadata": {"account_id": charge["metadata"]["account_id"]},
+            "payment_intent": None,
+            "reason": "general",
+            "status": "warning_needs_response",
+        }
+        if opened_at < world.end_ts:
+            emit("charge.dispute.created", dispute, opened_at)
+            if closed_at < world.end_ts:
+                dispute = {**_copy(dispute), "status": "warning_closed"}
+                emit("charge.dispute.closed", dispute, closed_at)
+            disputes.append(dispute)
+
+    objects["subscriptions"] = subscriptions
+    objects["disputes"] = disputes
+    objects["credit_notes"] = []  # the sample billing system never issues credit notes
+    objects["events"] = events
 
 
 def _refund(

@@ -7,12 +7,15 @@ The real `stripe` SDK reads it unchanged::
         for invoice in client.v1.invoices.list(params={"limit": 100}).auto_paging_iter():
             ...
 
-Endpoints (GET only): `/v1/<resource>` for customers, invoices, charges, refunds,
-balance_transactions and payouts with `limit` (1-100, default 10), `starting_after`,
-`ending_before`, `created` / `created[gt|gte|lt|lte]`, `customer` (invoices, charges) and
-`expand[]` (accepted, ignored); `/v1/<resource>/<id>`; `/v1/invoices/<id>/lines`. Lists are
-newest first (created desc, then id desc), as Stripe orders them. Invoices embed their first
-10 lines as a list object; the rest are paged from `/v1/invoices/<id>/lines` in stored order.
+Endpoints (GET only): `/v1/<resource>` for customers, subscriptions, invoices, charges,
+refunds, disputes, credit_notes, balance_transactions, payouts and events with `limit` (1-100,
+default 10), `starting_after`, `ending_before`, `created` / `created[gt|gte|lt|lte]`,
+`customer` (subscriptions, invoices, charges, credit_notes), `type` (events; `*` is a
+wildcard, e.g. `invoice.*`), `types[]` (events, exact names) and `expand[]` (accepted,
+ignored); `/v1/<resource>/<id>`; `/v1/invoices/<id>/lines`. Lists are newest first (created
+desc, then id desc), as Stripe orders them. Invoices embed their first 10 lines as a list
+object (also inside an event's `data.object`); the rest are paged from
+`/v1/invoices/<id>/lines` in stored order.
 Errors use Stripe's JSON shape (`{"error": {"type", "message", ...}}`): 401 without a
 `Bearer sk_...` key, 404 for unknown objects and URLs, 400 for bad parameters.
 """
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fnmatch
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,13 +36,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 RESOURCES: dict[str, str] = {
     "customers": "customer",
+    "subscriptions": "subscription",
     "invoices": "invoice",
     "charges": "charge",
     "refunds": "refund",
+    "disputes": "dispute",
+    "credit_notes": "credit_note",
     "balance_transactions": "balance_transaction",
     "payouts": "payout",
+    "events": "event",
 }
-CUSTOMER_FILTER = frozenset({"invoices", "charges"})
+CUSTOMER_FILTER = frozenset({"subscriptions", "invoices", "charges", "credit_notes"})
+TYPE_FILTER = frozenset({"events"})
 EMBEDDED_LINES = 10
 
 
@@ -70,8 +80,15 @@ class StripeFixture:
 
     # --- rendering
 
-    @staticmethod
-    def render(resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+    @classmethod
+    def render(cls, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        if resource == "events":
+            inner = (obj.get("data") or {}).get("object") or {}
+            if inner.get("object") != "invoice":
+                return obj
+            out = dict(obj)
+            out["data"] = {**obj["data"], "object": cls.render("invoices", inner)}
+            return out
         if resource != "invoices":
             return obj
         out = dict(obj)
@@ -96,6 +113,15 @@ class StripeFixture:
                 raise StripeError(400, "Received unknown parameter: customer", param="customer")
             customer = query["customer"][-1]
             items = [o for o in items if o.get("customer") == customer]
+        if "type" in query or "types[]" in query:
+            if resource not in TYPE_FILTER:
+                name = "type" if "type" in query else "types"
+                raise StripeError(400, f"Received unknown parameter: {name}", param=name)
+            if "type" in query:
+                items = [o for o in items if _type_matches(o["type"], query["type"][-1])]
+            if "types[]" in query:
+                wanted = set(query["types[]"])
+                items = [o for o in items if o["type"] in wanted]
         page, has_more = _page(items, query, resource)
         return {
             "object": "list",
@@ -139,6 +165,13 @@ def _int_param(query: dict[str, list[str]], name: str) -> int:
         raise StripeError(
             400, f"Invalid integer: {raw}", code="parameter_invalid_integer", param=name
         ) from None
+
+
+def _type_matches(event_type: str, pattern: str) -> bool:
+    """Stripe's `type` filter: an exact name, or a `*` wildcard such as `invoice.*`."""
+    if "*" not in pattern:
+        return event_type == pattern
+    return fnmatch.fnmatchcase(event_type, pattern)
 
 
 def _created_matches(created: int, query: dict[str, list[str]]) -> bool:
@@ -237,6 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
             if key.startswith("expand"):
                 continue
+            if re.fullmatch(r"types\[\d*\]", key):  # the SDK sends lists as types[0], types[1]
+                key = "types[]"
             query.setdefault(key, []).append(value)
         segments = [s for s in parts.path.split("/") if s]
         if len(segments) >= 2 and segments[0] == "v1" and segments[1] in RESOURCES:

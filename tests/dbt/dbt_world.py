@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ingest.raw_schema import BATCH_LEDGER, LEDGER_TABLES, all_raw_tables
+from ingest.raw_schema import BATCH_LEDGER, LEDGER_TABLES, QUARANTINE, all_raw_tables
 
 N = None
 
@@ -26,6 +26,7 @@ def create_tables_sql() -> list[str]:
     tables: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("raw", name, cols) for name, cols in all_raw_tables().items()
     ]
+    tables.append(("raw", "quarantine", QUARANTINE))
     tables.append(("raw", "batch_ledger", BATCH_LEDGER))
     tables += [("ledger", name, cols) for name, cols in LEDGER_TABLES.items()]
     for schema, name, cols in tables:
@@ -57,6 +58,8 @@ def _columns(schema: str, table: str) -> list[str]:
         return [c for c, _ in LEDGER_TABLES[table]]
     if table == "batch_ledger":
         return [c for c, _ in BATCH_LEDGER]
+    if table == "quarantine":
+        return [c for c, _ in QUARANTINE]
     return [c for c, _ in all_raw_tables()[table]]
 
 
@@ -200,6 +203,14 @@ ISSUED_INVOICE_LINES = [
 # fmt: on
 
 
+# rows the loader quarantined at ingest (raw.quarantine): they reach fct_quarantine unchanged
+INGEST_QUARANTINE = [
+    # raw_table, reason, account_id, category, day, row_json, _batch_id, _extracted_at, _source
+    ("billing_accounts", "invalid_currency", "acc_q", N, N,
+     '{"account_id":"acc_q","currency":"XXY"}', "bill_1", "2024-03-02 00:41:00", "billing"),
+]
+
+
 def world_sql() -> list[str]:
     """Every statement that builds the world, in order."""
     data: list[tuple[str, str, list]] = [
@@ -210,6 +221,7 @@ def world_sql() -> list[str]:
         ("raw", "billing_subscriptions", SUBSCRIPTIONS),
         ("raw", "billing_price_books", PRICE_BOOKS),
         ("raw", "billing_usage_counters", USAGE_COUNTERS),
+        ("raw", "quarantine", INGEST_QUARANTINE),
         ("raw", "stripe_customers", STRIPE_CUSTOMERS),
         ("raw", "stripe_invoices", STRIPE_INVOICES),
         ("raw", "stripe_invoice_lines", STRIPE_INVOICE_LINES),
@@ -284,6 +296,7 @@ EXPECTED_QUARANTINE = sorted(
         ("negative_quantity", "acc_a", "span", date(2024, 2, 16), -3, "m_0301"),
         ("unknown_category", "acc_a", "bogus", date(2024, 2, 16), 4, "m_0301"),
         ("unknown_outcome", "acc_a", "error", date(2024, 2, 16), 6, "m_0301"),
+        ("invalid_currency", "acc_q", None, None, None, "bill_1"),
     ],
     key=lambda r: r[0],
 )
@@ -362,6 +375,7 @@ EXPECTED_FINDINGS = sorted(
         ("quarantine", "quarantined", "acc_a", "span", None, "2024-02-16", None, "negative_quantity"),
         ("quarantine", "quarantined", "acc_a", "bogus", None, "2024-02-16", None, "unknown_category"),
         ("quarantine", "quarantined", "acc_a", "error", None, "2024-02-16", None, "unknown_outcome"),
+        ("quarantine", "quarantined", "acc_q", None, None, None, None, "invalid_currency"),
     ],
     key=repr,
 )
@@ -371,6 +385,9 @@ EXPECTED_FINDING_DETAILS = {
         "metering=30 billing=30 diff=0 billing_rows_at_latest=2"
     ),
     ("usage_daily", "acc_a", "error", "2024-02-10"): "metering=900 billing=950 diff=50",
+    ("quarantine", "acc_q", None, None): (
+        'batch=bill_1 table=billing_accounts row={"account_id":"acc_q","currency":"XXY"}'
+    ),
 }
 
 # account_id: (currency, anchor, stripe_customer_id, current_plan_id)

@@ -82,7 +82,7 @@ def assert_marts(q: Query) -> None:
         key=lambda r: r[0],
     )
     assert quarantine == w.EXPECTED_QUARANTINE
-    assert {r[0] for r in q("select distinct source from marts.fct_quarantine")} == {"metering"}
+    assert {r[0] for r in q("select distinct source from marts.fct_quarantine")} == {"metering", "billing"}
 
     accounts = {
         r[0]: tuple(r[1:])
@@ -146,7 +146,7 @@ def assert_marts(q: Query) -> None:
     )
     assert sorted((tuple(r[:8]) for r in findings), key=repr) == w.EXPECTED_FINDINGS
     assert all(r[8] for r in findings), "every finding carries a human detail"
-    details = {(r[0], r[2], r[3], r[5]): r[8] for r in findings if r[0] == "usage_daily"}
+    details = {(r[0], r[2], r[3], r[5]): r[8] for r in findings if r[0] in ("usage_daily", "quarantine")}
     for key, detail in w.EXPECTED_FINDING_DETAILS.items():
         assert details[key] == detail
 

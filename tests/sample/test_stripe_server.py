@@ -139,7 +139,7 @@ def test_retrieve_and_not_found(world: Path, client: stripe.StripeClient, base_u
         and body["error"]["code"] == "resource_missing"
     )
     assert "ch_nope" in body["error"]["message"]
-    status, body = raw_get(base_url, "/v1/subscriptions")
+    status, body = raw_get(base_url, "/v1/coupons")
     assert status == 404 and body["error"]["type"] == "invalid_request_error"
     status, body = raw_get(base_url, "/v1/invoices?limit=101")
     assert status == 400 and body["error"]["param"] == "limit"
@@ -215,3 +215,33 @@ def test_invoice_lines_past_ten_are_paged(tmp_path: Path) -> None:
         with pytest.raises(stripe.InvalidRequestError) as err:
             client.v1.invoices.line_items.list("in_nope")
         assert err.value.http_status == 404
+
+
+def test_lifecycle_resources_and_event_filters(world: Path, client: stripe.StripeClient,
+                                               base_url: str) -> None:
+    """Subscriptions, disputes, credit notes and events: listed like the others; events filter
+    by `type` (with `*`) and `types[]`; an invoice inside an event embeds its first page of lines."""
+    for resource in ("subscriptions", "disputes", "credit_notes", "events"):
+        got = [o.id for o in getattr(client.v1, resource).list(params={"limit": 3}).auto_paging_iter()]
+        assert got == newest_first(stored(world, resource)), resource
+    events = stored(world, "events")
+    paid = client.v1.events.list(params={"type": "invoice.*", "limit": 100}).data
+    assert paid and {e.type for e in paid} <= {"invoice.finalized", "invoice.paid"}
+    assert len(paid) == sum(e["type"].startswith("invoice.") for e in events)
+    wanted = ["charge.refunded", "refund.created"]
+    got = client.v1.events.list(params={"types": wanted, "limit": 100}).data
+    assert sorted(e.id for e in got) == sorted(e["id"] for e in events if e["type"] in wanted)
+    status, body = raw_get(base_url, "/v1/charges?type=charge.refunded")
+    assert status == 400 and body["error"]["param"] == "type"
+    sub = stored(world, "subscriptions")[0]
+    mine = client.v1.subscriptions.list(params={"customer": sub["customer"]}).data
+    assert sub["id"] in {s.id for s in mine} and all(s.customer == sub["customer"] for s in mine)
+    # the final state of every object is what its latest event carries
+    final = {o["id"]: o for r in RESOURCES + ("subscriptions", "disputes") for o in stored(world, r)}
+    latest: dict[str, tuple[tuple[int, str], dict[str, Any]]] = {}
+    for e in events:
+        obj = e["data"]["object"]
+        if obj["id"] not in latest or (e["created"], e["id"]) > latest[obj["id"]][0]:
+            latest[obj["id"]] = ((e["created"], e["id"]), obj)
+    assert latest and all(final[i] == obj for i, (_, obj) in latest.items())
+    assert len(stored(world, "disputes")) == 1 and stored(world, "credit_notes") == []

@@ -119,11 +119,15 @@ quarantine as (
         {{ format_day('day') }} as day,
         {{ null_text }} as object_id,
         reason,
-        {{ dbt.concat([
-            "'batch='", as_text('_batch_id'), "' project='", as_text('project_id'),
-            "' outcome='", as_text('outcome'), "' hour_start='", as_text('hour_start'),
-            "' quantity='", as_text('quantity')
-        ]) }} as detail
+        case
+            when row_json is null
+                then {{ dbt.concat([
+                    "'batch='", as_text('_batch_id'), "' project='", as_text('project_id'),
+                    "' outcome='", as_text('outcome'), "' hour_start='", as_text('hour_start'),
+                    "' quantity='", as_text('quantity')
+                ]) }}
+            else {{ dbt.concat(["'batch='", as_text('_batch_id'), "' table='", "raw_table", "' row='", "row_json"]) }}
+        end as detail
     from {{ ref('fct_quarantine') }}
 )
 

@@ -1,0 +1,189 @@
+"""Ingest speed: the metering loader against bare DuckDB and against row-by-row INSERT.
+
+    python -m bench.ingest_bench --rows 10000000 [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+
+In ONE run it writes N metering rows as Parquet files and measures:
+
+- DuckDB: `SELECT count(*) FROM read_parquet(...)` (the bare count; DuckDB answers it from the
+  Parquet footers), a bare `CREATE TABLE AS SELECT * FROM read_parquet(...)` (what merely
+  materialising the rows costs), and meterline's load (`extract_metering` → `load_batch`:
+  chunked Arrow, contract checks, checksum, duplicate check, one transaction) into a DuckDB
+  warehouse. Target: load ≤ 2 × bare count.
+- PostgreSQL: the same `--sample-rows` rows appended with the loader's COPY path
+  (`Connection.insert_arrow`) and with psycopg `executemany` INSERT. Target: COPY ≥ 20 × faster.
+
+Prints one JSON object: timings, ratios and whether each target holds. No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+DAY = dt.date(2026, 10, 10)
+
+
+def write_parquet(out: Path, rows: int, files: int) -> None:
+    """N rows inside night DAY's window: hours in [DAY-3, DAY+1), versions written on DAY."""
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    per = -(-rows // files)
+    for f in range(files):
+        lo, hi = f * per, min(rows, (f + 1) * per)
+        if lo >= hi:
+            break
+        con.execute(f"""
+            COPY (
+                SELECT
+                    TIMESTAMP '{DAY - dt.timedelta(days=3)}' + to_hours((i % 96)::BIGINT) AS hour_start,
+                    'acct_' || lpad(((i // 96) % 5000)::VARCHAR, 4, '0') AS account_id,
+                    'proj_' || ((i // 480000) % 1000)::VARCHAR AS project_id,
+                    (['error', 'transaction', 'span', 'replay', 'attachment'])[((i // 96) // 5000) % 5 + 1]
+                        AS category,
+                    'accepted' AS outcome,
+                    (i % 100000)::BIGINT AS quantity,
+                    TIMESTAMP '{DAY}' + to_microseconds((i * 8191 % 86400000000)::BIGINT) AS updated_at
+                FROM range({lo}, {hi}) t(i)
+            ) TO '{out}/part-{f:03d}.parquet' (FORMAT parquet)""")
+    con.close()
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t, value
+
+
+def bench_duckdb(work: Path, glob: str, rows: int, chunk_rows: int) -> dict[str, Any]:
+    from ingest.load import ensure_raw, load_batch
+    from ingest.sql_sources import extract_metering
+    from meterline.config import load_config
+    from meterline.warehouse import connect
+
+    con = duckdb.connect()
+    count_s, n = timed(lambda: con.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall()[0][0])
+    con.close()
+    assert n == rows, (n, rows)
+    ctas_db = duckdb.connect(str(work / "ctas.duckdb"))
+    ctas_s, _ = timed(lambda: ctas_db.execute(
+        f"CREATE TABLE t AS SELECT * FROM read_parquet('{glob}')"))
+    ctas_db.close()
+
+    (work / "meterline.toml").write_text(
+        f'[warehouse]\nurl = "duckdb:///{work}/wh.duckdb"\n'
+        f'[sources]\nmetering_path = "{glob}"\nmetering_format = "parquet"\n'
+        f"[pipeline]\nchunk_rows = {chunk_rows}\n")
+    cfg = load_config(work / "meterline.toml", env={})
+    start = dt.datetime.combine(DAY, dt.time())
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        load_s, result = timed(lambda: load_batch(
+            conn, "metering", start, start + dt.timedelta(days=1), extract_metering(cfg, DAY),
+            dt.datetime(2026, 10, 11, 1), chunk_rows=chunk_rows,
+            max_quarantine_share=cfg.get("pipeline", "quarantine_max_share")))
+        rerun_s, again = timed(lambda: load_batch(
+            conn, "metering", start, start + dt.timedelta(days=1), extract_metering(cfg, DAY),
+            dt.datetime(2026, 10, 11, 2), chunk_rows=chunk_rows))
+        loaded = conn.fetchone("SELECT count(*) FROM raw.metering_usage_hourly")[0]
+    assert loaded == rows and result.rows == rows and again.action == "skipped_identical"
+    return {
+        "bare_count_s": round(count_s, 4),
+        "bare_ctas_s": round(ctas_s, 3),
+        "load_s": round(load_s, 3),
+        "rerun_skipped_s": round(rerun_s, 3),
+        "rows_per_s": int(rows / load_s),
+        "ratio_load_to_bare_count": round(load_s / count_s, 1),
+        "ratio_load_to_bare_ctas": round(load_s / ctas_s, 2),
+        "target_load_within_2x_bare_count": load_s <= 2 * count_s,
+    }
+
+
+def bench_postgres(glob: str, admin_url: str, sample_rows: int) -> dict[str, Any]:
+    import psycopg
+
+    from ingest.arrow_types import to_raw_table
+    from ingest.raw_schema import all_raw_tables
+    from meterline.config import parse_db_url
+    from meterline.warehouse import connect
+
+    con = duckdb.connect()
+    sample = to_raw_table("metering_usage_hourly", con.sql(
+        f"SELECT * FROM read_parquet('{glob}') LIMIT {sample_rows}").to_arrow_table())
+    con.close()
+    n = sample.num_rows
+    sample = (sample.append_column("_batch_id", [["b"] * n])
+              .append_column("_extracted_at", [[dt.datetime(2026, 10, 11)] * n])
+              .append_column("_source", [["metering"] * n]))
+    name = f"meterline_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    cols = all_raw_tables()["metering_usage_hourly"]
+    try:
+        with connect(parse_db_url(url, Path.cwd(), "bench")) as conn:
+            conn.ensure_schema("raw")
+            conn.ensure_table("raw", "copy_t", cols)
+            conn.ensure_table("raw", "insert_t", cols)
+            with conn.transaction():
+                copy_s, _ = timed(lambda: conn.insert_arrow("raw", "copy_t", sample))
+            rows = [tuple(r.values()) for r in sample.to_pylist()]
+            names = ", ".join(f'"{c}"' for c, _ in cols)
+            marks = ", ".join(["%s"] * len(cols))
+
+            def executemany() -> None:
+                with conn.raw.transaction(), conn.raw.cursor() as cur:
+                    cur.executemany(f'INSERT INTO raw.insert_t ({names}) VALUES ({marks})', rows)
+
+            insert_s, _ = timed(executemany)
+            counts = conn.fetchone("SELECT (SELECT count(*) FROM raw.copy_t), (SELECT count(*) FROM raw.insert_t)")
+        assert counts == (n, n), counts
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {
+        "sample_rows": n,
+        "copy_s": round(copy_s, 3),
+        "executemany_s": round(insert_s, 3),
+        "ratio_executemany_to_copy": round(insert_s / copy_s, 1),
+        "target_copy_20x_faster": insert_s >= 20 * copy_s,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--chunk-rows", type=int, default=200_000)
+    ap.add_argument("--sample-rows", type=int, default=50_000, help="rows for COPY vs executemany")
+    ap.add_argument("--pg", default=os.environ.get("METERLINE_TEST_PG",
+                                                 "postgresql://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--dir", type=Path, default=None)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        work = Path(tmp)
+        gen_s, _ = timed(lambda: write_parquet(work / "usage", args.rows, args.files))
+        glob = str(work / "usage" / "*.parquet")
+        out: dict[str, Any] = {"rows": args.rows, "files": args.files, "chunk_rows": args.chunk_rows,
+                               "cpus": os.cpu_count(), "generate_s": round(gen_s, 2)}
+        out["duckdb"] = bench_duckdb(work, glob, args.rows, args.chunk_rows)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        if not args.no_pg:
+            out["postgres"] = bench_postgres(glob, args.pg, min(args.sample_rows, args.rows))
+    print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
