@@ -6,65 +6,19 @@ tables from it on DuckDB and PostgreSQL alike, and dbt's sources mirror it.
 
 from __future__ import annotations
 
+from meterline.source_contract import BILLING_TABLES, METERING_TABLES
+
 BATCH_COLUMNS: list[tuple[str, str]] = [
     ("_batch_id", "VARCHAR"),
     ("_extracted_at", "TIMESTAMP"),
     ("_source", "VARCHAR"),
 ]
 
-MONEY_DECIMAL = "DECIMAL(38, 12)"
 
 RAW_TABLES: dict[str, list[tuple[str, str]]] = {
-    # metering store
-    "metering_usage_hourly": [
-        ("hour_start", "TIMESTAMP"),
-        ("account_id", "VARCHAR"),
-        ("project_id", "VARCHAR"),
-        ("category", "VARCHAR"),
-        ("outcome", "VARCHAR"),
-        ("quantity", "BIGINT"),
-        ("updated_at", "TIMESTAMP"),
-    ],
-    # billing database
-    "billing_accounts": [
-        ("account_id", "VARCHAR"),
-        ("name", "VARCHAR"),
-        ("currency", "VARCHAR"),
-        ("billing_anchor_day", "INTEGER"),
-        ("stripe_customer_id", "VARCHAR"),
-        ("created_at", "TIMESTAMP"),
-    ],
-    "billing_plans": [
-        ("plan_id", "VARCHAR"),
-        ("name", "VARCHAR"),
-        ("currency", "VARCHAR"),
-        ("base_fee_minor", "BIGINT"),
-    ],
-    "billing_subscriptions": [
-        ("subscription_id", "VARCHAR"),
-        ("account_id", "VARCHAR"),
-        ("plan_id", "VARCHAR"),
-        ("started_at", "TIMESTAMP"),
-        ("ended_at", "TIMESTAMP"),
-    ],
-    "billing_price_books": [
-        ("price_id", "VARCHAR"),
-        ("plan_id", "VARCHAR"),
-        ("category", "VARCHAR"),
-        ("effective_from", "DATE"),
-        ("effective_to", "DATE"),
-        ("included_quantity", "BIGINT"),
-        ("tier_start", "BIGINT"),
-        ("tier_end", "BIGINT"),
-        ("unit_price_decimal", MONEY_DECIMAL),
-    ],
-    "billing_usage_counters": [
-        ("day", "DATE"),
-        ("account_id", "VARCHAR"),
-        ("category", "VARCHAR"),
-        ("quantity", "BIGINT"),
-        ("updated_at", "TIMESTAMP"),
-    ],
+    # metering store and billing database: the source contract's columns, as they are
+    "metering_usage_hourly": METERING_TABLES["usage_hourly"],
+    **{f"billing_{name}": cols for name, cols in BILLING_TABLES.items()},
     # Stripe: typed columns plus the full object
     "stripe_customers": [
         ("id", "VARCHAR"),

@@ -36,6 +36,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from meterline.source_contract import BILLING_TABLES, METERING_TABLES
+
 GENERATOR_VERSION = 1
 
 CATEGORIES: tuple[str, ...] = (
@@ -1390,59 +1392,6 @@ def _opt_ts_array(values: list[dt.datetime | None]) -> pa.Array:
     return pa.array(values, pa.timestamp("us"))
 
 
-# table -> [(column, SQL type)] exactly as docs/sources.md
-METERING_TABLES: dict[str, list[tuple[str, str]]] = {
-    "usage_hourly": [
-        ("hour_start", "TIMESTAMP"),
-        ("account_id", "VARCHAR"),
-        ("project_id", "VARCHAR"),
-        ("category", "VARCHAR"),
-        ("outcome", "VARCHAR"),
-        ("quantity", "BIGINT"),
-        ("updated_at", "TIMESTAMP"),
-    ],
-}
-BILLING_TABLES: dict[str, list[tuple[str, str]]] = {
-    "accounts": [
-        ("account_id", "VARCHAR"),
-        ("name", "VARCHAR"),
-        ("currency", "VARCHAR"),
-        ("billing_anchor_day", "INTEGER"),
-        ("stripe_customer_id", "VARCHAR"),
-        ("created_at", "TIMESTAMP"),
-    ],
-    "plans": [
-        ("plan_id", "VARCHAR"),
-        ("name", "VARCHAR"),
-        ("currency", "VARCHAR"),
-        ("base_fee_minor", "BIGINT"),
-    ],
-    "subscriptions": [
-        ("subscription_id", "VARCHAR"),
-        ("account_id", "VARCHAR"),
-        ("plan_id", "VARCHAR"),
-        ("started_at", "TIMESTAMP"),
-        ("ended_at", "TIMESTAMP"),
-    ],
-    "price_books": [
-        ("price_id", "VARCHAR"),
-        ("plan_id", "VARCHAR"),
-        ("category", "VARCHAR"),
-        ("effective_from", "DATE"),
-        ("effective_to", "DATE"),
-        ("included_quantity", "BIGINT"),
-        ("tier_start", "BIGINT"),
-        ("tier_end", "BIGINT"),
-        ("unit_price_decimal", "DECIMAL(38,12)"),
-    ],
-    "usage_counters": [
-        ("day", "DATE"),
-        ("account_id", "VARCHAR"),
-        ("category", "VARCHAR"),
-        ("quantity", "BIGINT"),
-        ("updated_at", "TIMESTAMP"),
-    ],
-}
 _PG_TYPES = {"DECIMAL(38,12)": "NUMERIC(38,12)"}
 
 

@@ -1,0 +1,62 @@
+"""The source contracts (docs/sources.md): the tables a metering store and a billing database
+hold, with their columns and SQL types.
+
+One place: the sample world writes exactly these tables, and ingest's raw tables
+(`ingest/raw_schema.py`) are these columns plus the batch stamps.
+"""
+
+from __future__ import annotations
+
+# table -> [(column, SQL type)]
+METERING_TABLES: dict[str, list[tuple[str, str]]] = {
+    "usage_hourly": [
+        ("hour_start", "TIMESTAMP"),
+        ("account_id", "VARCHAR"),
+        ("project_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("quantity", "BIGINT"),
+        ("updated_at", "TIMESTAMP"),
+    ],
+}
+BILLING_TABLES: dict[str, list[tuple[str, str]]] = {
+    "accounts": [
+        ("account_id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("billing_anchor_day", "INTEGER"),
+        ("stripe_customer_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ],
+    "plans": [
+        ("plan_id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("base_fee_minor", "BIGINT"),
+    ],
+    "subscriptions": [
+        ("subscription_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("plan_id", "VARCHAR"),
+        ("started_at", "TIMESTAMP"),
+        ("ended_at", "TIMESTAMP"),
+    ],
+    "price_books": [
+        ("price_id", "VARCHAR"),
+        ("plan_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("effective_from", "DATE"),
+        ("effective_to", "DATE"),
+        ("included_quantity", "BIGINT"),
+        ("tier_start", "BIGINT"),
+        ("tier_end", "BIGINT"),
+        ("unit_price_decimal", "DECIMAL(38,12)"),
+    ],
+    "usage_counters": [
+        ("day", "DATE"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("quantity", "BIGINT"),
+        ("updated_at", "TIMESTAMP"),
+    ],
+}
