@@ -78,7 +78,11 @@ class ChunkChecker:
     def close(self) -> None:
         self.db.close()
 
-    def _query(self, raw_table: str, schema: pa.Schema) -> str:
+    def query(self, raw_table: str, schema: pa.Schema, relation: str = "chunk") -> str:
+        """The check query over `relation` (a table name or a parenthesised subquery)."""
+        return self._select(raw_table, schema) + f" FROM {relation}"
+
+    def _select(self, raw_table: str, schema: pa.Schema) -> str:
         key = (raw_table, schema)
         if key in self._sql:
             return self._sql[key]
@@ -93,7 +97,8 @@ class ChunkChecker:
         for name, sql_type in cols:
             src_type = schema.field(name).type
             is_time = sql_type in ("TIMESTAMP", "DATE")
-            if sql_type.startswith("DECIMAL") and pa.types.is_floating(src_type):
+            is_money = sql_type.startswith("DECIMAL") or name in c.amounts or name.endswith("_minor")
+            if is_money and pa.types.is_floating(src_type):
                 raise SourceError(
                     f"{raw_table}.{name} is money but the source gives a float ({src_type}); "
                     "store it as DECIMAL or text")
@@ -117,6 +122,8 @@ class ChunkChecker:
             checks.append(("missing_account", f"{a} IS NULL OR {a} = ''"))
         if c.quantity:
             checks.append(("negative_quantity", f"{expr[c.quantity]} < 0"))
+        if c.amounts:
+            checks.append(("negative_amount", " OR ".join(f"{expr[a]} < 0" for a in c.amounts)))
         if c.category:
             cats = ", ".join(lit(x) for x in known_categories())
             k = expr[c.category]
@@ -143,13 +150,13 @@ class ChunkChecker:
             + f", {expr[c.category] if c.category else null_text} AS __category"
             + f", {day} AS __day"
             + f", CASE WHEN ({reason}) IS NOT NULL THEN CAST(to_json(struct_pack({src_struct}))"
-            + " AS VARCHAR) END AS __row_json FROM chunk"
+            + " AS VARCHAR) END AS __row_json"
         )
         self._sql[key] = sql
         return sql
 
     def check(self, raw_table: str, chunk: pa.RecordBatch) -> CheckedChunk:
-        sql = self._query(raw_table, chunk.schema)
+        sql = self.query(raw_table, chunk.schema)
         self.db.register("chunk", chunk)
         try:
             out = self.db.sql(sql).to_arrow_table()

@@ -7,6 +7,7 @@ outcome) stay in dbt (`int_metering_usage_validated`). Reason codes, first match
 - `unparsable_timestamp` a required time column is missing or its text does not parse
 - `missing_account`      account_id is NULL or empty
 - `negative_quantity`    quantity < 0
+- `negative_amount`      a money amount (integer minor units) < 0
 - `unknown_category`     category not in the dbt seed `categories`
 - `invalid_currency`     currency not an ISO 4217 code
 - `duplicate_key`        a second copy of the natural key inside one batch (the first copy is kept)
@@ -37,6 +38,7 @@ REASONS = (
     "unparsable_timestamp",
     "missing_account",
     "negative_quantity",
+    "negative_amount",
     "unknown_category",
     "invalid_currency",
     "duplicate_key",
@@ -57,6 +59,7 @@ class Contract:
     time_columns: tuple[str, ...] = ()      # required; text is parsed, failure quarantines
     account: str | None = None              # must be present
     quantity: str | None = None             # must be >= 0
+    amounts: tuple[str, ...] = ()           # money in minor units, each must be >= 0
     category: str | None = None             # must be a known category
     currency: str | None = None             # must be ISO 4217
     natural_key: tuple[str, ...] = ()       # one row per key in a batch; () = no check
@@ -85,6 +88,16 @@ CONTRACTS: dict[str, Contract] = {
     "billing_price_books": Contract(
         time_columns=("effective_from",), optional_time_columns=("effective_to",),
         category="category", natural_key=("price_id",),
+    ),
+    "billing_credits": Contract(
+        time_columns=("granted_at",), optional_time_columns=("expires_at",),
+        account="account_id", amounts=("amount_minor",), currency="currency",
+        natural_key=("credit_id",), day_column="granted_at",
+    ),
+    "billing_commitments": Contract(
+        time_columns=("starts_on",), optional_time_columns=("ends_on",),
+        account="account_id", amounts=("minimum_minor",), currency="currency",
+        natural_key=("commitment_id",), day_column="starts_on",
     ),
     # A counter row repeated in one batch is the billing system double-counting: reconciliation
     # reports it (`duplicate_in_billing`), so counters get no duplicate_key quarantine.

@@ -16,6 +16,12 @@ one chunk at a time) into the raw tables inside ONE warehouse transaction:
 
 A crash anywhere (a source dying between chunks, the process killed) rolls back: no partial
 batch is ever visible, and the previous batch of the interval is still there.
+
+Direct path: with a DuckDB warehouse and a file source (an extract whose tables offer
+`direct_scan()`, see `ingest.sql_sources.SourceStream`), steps 2 and 4 run as set-based SQL in
+the warehouse connection — the checksum first (identical → nothing written), then one
+`INSERT … SELECT` for valid rows and one for quarantine — with the same check query, hashes and
+stamps as the streaming path, so both give the same rows, ledger and `BatchResult`.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ from decimal import Decimal
 import pyarrow as pa
 
 from ingest.arrow_types import to_raw_table
-from ingest.chunks import QUARANTINE_ARROW, ChunkChecker, Chunks, iter_chunks, q
+from ingest.chunks import QUARANTINE_ARROW, ChunkChecker, Chunks, iter_chunks, lit, q
 from ingest.contracts import contract
 from ingest.raw_schema import BATCH_LEDGER, LEDGER_TABLES, QUARANTINE, RAW_TABLES, all_raw_tables
-from meterline.errors import StageError
+from meterline.errors import SourceError, StageError
 from meterline.warehouse import Connection, qualified
 
 RAW_SCHEMA = "raw"
@@ -120,6 +126,112 @@ def load_batch(
     for name in tables:
         if name not in RAW_TABLES:
             raise ValueError(f"unknown raw table {name}")
+    scans = _direct_scans(conn, tables)
+    if scans is not None:
+        import duckdb
+
+        try:
+            return _load(conn, source, interval_start, interval_end, tables, extracted_at,
+                         max_quarantine_share, chunk_rows, scans)
+        except duckdb.Error:
+            # rolled back; the streaming path loads the batch or names the failure (an
+            # unreadable file, a value that does not fit the contract) as it always has
+            tables = {name: data.fresh() for name, data in tables.items()}  # type: ignore[union-attr]
+    return _load(conn, source, interval_start, interval_end, tables, extracted_at,
+                 max_quarantine_share, chunk_rows, None)
+
+
+def _direct_scans(conn: Connection, tables: Mapping[str, Chunks]) -> dict[str, tuple[str, list]] | None:
+    """The DuckDB scans of file sources, when the warehouse is DuckDB and every table has one."""
+    if conn.kind != "duckdb" or not tables:
+        return None
+    scans = {}
+    for name, data in tables.items():
+        direct = getattr(data, "direct_scan", None)
+        scan = direct() if direct is not None and hasattr(data, "fresh") else None
+        if scan is None:
+            return None
+        scans[name] = scan
+    return scans
+
+
+@dataclass
+class _Scan:
+    """One raw table of a direct load: the check query over the source scan, and its totals."""
+
+    sql: str                # SELECT <typed columns, __hash, __reason, …> FROM (<scan>) AS chunk
+    params: list
+    rows: int = 0
+    good: int = 0
+    hash_sum: int = 0
+
+
+def _prepare_direct(conn: Connection, checker: ChunkChecker, name: str,
+                    scan: tuple[str, list]) -> _Scan:
+    """Type, check and hash the whole scan inside the warehouse: one pass, no rows leave DuckDB."""
+    sql, params = scan
+    schema = conn.raw.sql(f"SELECT * FROM ({sql}) LIMIT 0", params=list(params) or None).to_arrow_table().schema
+    s = _Scan(checker.query(name, schema, f"({sql}) AS chunk"), list(params))
+    row = conn.fetchone(
+        "SELECT count(*), count(*) FILTER (WHERE __reason IS NULL), sum(__hash) "
+        f"FROM ({s.sql}) AS checked", s.params)
+    assert row is not None
+    s.rows, s.good, s.hash_sum = int(row[0]), int(row[1]), int(row[2] or 0) % 2**64
+    return s
+
+
+def _append_direct(conn: Connection, name: str, s: _Scan, batch_id: str,
+                   extracted_at: dt.datetime, source: str) -> dict[str, int]:
+    """Set-based insert of the checked scan: valid rows to raw, violations to quarantine."""
+    stamps = f"{lit(batch_id)}, make_timestamp({_micros(extracted_at)}), {lit(source)}"
+    cols = ", ".join(q(c) for c, _ in RAW_TABLES[name])
+    batch_cols = "_batch_id, _extracted_at, _source"
+    good = conn.raw.execute(
+        f"INSERT INTO {qualified(RAW_SCHEMA, name)} ({cols}, {batch_cols}) "
+        f"SELECT {cols}, {stamps} FROM ({s.sql}) AS checked WHERE __reason IS NULL",
+        s.params).fetchone()[0]
+    bad = 0
+    if s.rows > s.good:
+        bad = conn.raw.execute(
+            f"INSERT INTO {qualified(RAW_SCHEMA, 'quarantine')} (raw_table, reason, account_id, "
+            f"category, day, row_json, {batch_cols}) SELECT {lit(name)}, __reason, __account_id, "
+            f"__category, __day, __row_json, {stamps} FROM ({s.sql}) AS checked "
+            "WHERE __reason IS NOT NULL", s.params).fetchone()[0]
+    if (good, bad) != (s.good, s.rows - s.good):
+        raise SourceError(f"{source} source: the files changed while {name} was loading; "
+                          "nothing of this batch was loaded")
+    return {r[0]: int(r[1]) for r in conn.fetchall(
+        f"SELECT reason, count(*) FROM {qualified(RAW_SCHEMA, 'quarantine')} "
+        "WHERE _batch_id = ? AND raw_table = ? GROUP BY reason", [batch_id, name])}
+
+
+def _micros(value: dt.datetime) -> int:
+    """Microseconds since the epoch, as Arrow stores `_extracted_at` (aware values in UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return (value - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+
+
+def _checksum(totals: Mapping[str, tuple[int, int]]) -> str:
+    """sha256 over `table:rows:Σhash;` for each table in name order (both paths agree)."""
+    digest = hashlib.sha256()
+    for name in sorted(totals):
+        rows, hsum = totals[name]
+        digest.update(f"{name}:{rows}:{hsum:016x};".encode())
+    return digest.hexdigest()
+
+
+def _load(
+    conn: Connection,
+    source: str,
+    interval_start: dt.datetime,
+    interval_end: dt.datetime,
+    tables: Mapping[str, Chunks],
+    extracted_at: dt.datetime,
+    max_quarantine_share: Decimal | None,
+    chunk_rows: int,
+    scans: Mapping[str, tuple[str, list]] | None,
+) -> BatchResult:
     ledger = qualified(RAW_SCHEMA, "batch_ledger")
     quarantine = qualified(RAW_SCHEMA, "quarantine")
     previous = conn.fetchall(
@@ -130,17 +242,31 @@ def load_batch(
     batch_id = make_batch_id(source, interval_start, extracted_at, [p[0] for p in previous])
     counts: dict[str, int] = {}
     reasons: dict[tuple[str, str], int] = {}
-    digest = hashlib.sha256()
-    total = 0
+    totals: dict[str, tuple[int, int]] = {}
     checker = ChunkChecker()
     try:
         with conn.transaction():
+            direct: dict[str, _Scan] = {}
+            if scans is not None:
+                # checksum first: a rerun of identical files costs one scan and writes nothing
+                for name in sorted(scans):
+                    direct[name] = _prepare_direct(conn, checker, name, scans[name])
+                    totals[name] = (direct[name].rows, direct[name].hash_sum)
+                    counts[name] = direct[name].good
+                checksum = _checksum(totals)
+                if len(previous) == 1 and previous[0][1] == checksum:
+                    raise _Identical
             for old_batch, _ in previous:
                 for name in [*RAW_TABLES, "quarantine"]:
                     conn.execute(f"DELETE FROM {qualified(RAW_SCHEMA, name)} WHERE _batch_id = ?",
                                  [old_batch])
                 conn.execute(f"DELETE FROM {ledger} WHERE batch_id = ?", [old_batch])
             for name in sorted(tables):
+                if name in direct:
+                    for r, n in _append_direct(conn, name, direct[name], batch_id, extracted_at,
+                                               source).items():
+                        reasons[(name, r)] = n
+                    continue
                 rows, hsum = 0, 0
                 good_rows = 0
                 for chunk in iter_chunks(tables[name], chunk_rows):
@@ -154,12 +280,12 @@ def load_batch(
                                           _stamp(checked.bad, batch_id, extracted_at, source))
                         for r in checked.bad.column("reason").to_pylist():
                             reasons[(name, r)] = reasons.get((name, r), 0) + 1
-                total += rows
-                digest.update(f"{name}:{rows}:{hsum:016x};".encode())
+                totals[name] = (rows, hsum)
                 counts[name] = good_rows
-            checksum = digest.hexdigest()
+            checksum = _checksum(totals)
             if len(previous) == 1 and previous[0][1] == checksum:
                 raise _Identical
+            total = sum(rows for rows, _ in totals.values())
             for name in sorted(tables):
                 moved = _quarantine_duplicates(conn, checker, name, batch_id, extracted_at, source,
                                                interval_start, total, reasons, max_quarantine_share)

@@ -261,14 +261,21 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def file_source(cfg: Config, source: str) -> tuple[str, str] | None:
+    """(absolute path or glob, format) when `source` is read from Parquet / CSV files."""
+    if source != "metering" or not cfg.get("sources", "metering_path"):
+        return None
+    pattern = cfg.get("sources", "metering_path")
+    if not Path(pattern).is_absolute():
+        pattern = str(cfg.base_dir / pattern)
+    return pattern, cfg.get("sources", "metering_format")
+
+
 def open_reader(cfg: Config, source: str, table: str) -> Reader:
     """The reader for `source` (metering or billing) positioned on its `table`."""
-    if source == "metering" and cfg.get("sources", "metering_path"):
-        pattern = cfg.get("sources", "metering_path")
-        path = Path(pattern)
-        if not path.is_absolute():
-            pattern = str(cfg.base_dir / pattern)
-        return FileReader(source, pattern, cfg.get("sources", "metering_format"))
+    files = file_source(cfg, source)
+    if files is not None:
+        return FileReader(source, *files)
     url: str = cfg.get("sources", f"{source}_url")
     schema = cfg.get("sources", f"{source}_schema")
     relation = f"{quote(schema)}.{quote(table)}" if schema else quote(table)

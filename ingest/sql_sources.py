@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from ingest.raw_schema import RAW_TABLES
-from ingest.readers import Reader, as_datetime, open_reader, quote
+from ingest.readers import Reader, as_datetime, file_source, open_reader, quote
 from meterline.config import Config
 from meterline.errors import SourceError
 
@@ -26,6 +26,8 @@ BILLING_SNAPSHOTS = {
     "billing_plans": "plans",
     "billing_subscriptions": "subscriptions",
     "billing_price_books": "price_books",
+    "billing_credits": "credits",
+    "billing_commitments": "commitments",
 }
 
 
@@ -49,6 +51,40 @@ def _stream(cfg: Config, source: str, table: str, build: Any) -> Iterator[pa.Rec
         yield from reader.stream(sql, params, cfg.get("pipeline", "chunk_rows"))
     finally:
         reader.close()
+
+
+class SourceStream(Iterator[pa.RecordBatch]):
+    """One source relation's chunks, read lazily (nothing is opened until the first pull).
+
+    For Parquet / CSV files, `direct_scan()` also gives the windowed scan as DuckDB SQL
+    (`read_parquet` / `read_csv` with `?` parameters), so a DuckDB warehouse can run the scan,
+    checks and insert itself instead of pulling chunks through Python (`ingest.load`).
+    `fresh()` restarts the stream from the beginning.
+    """
+
+    def __init__(self, cfg: Config, source: str, table: str, build: Any):
+        self.cfg, self.source, self.table, self.build = cfg, source, table, build
+        self._it: Iterator[pa.RecordBatch] | None = None
+
+    def __iter__(self) -> SourceStream:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if self._it is None:
+            self._it = self.fresh()
+        return next(self._it)
+
+    def fresh(self) -> Iterator[pa.RecordBatch]:
+        return _stream(self.cfg, self.source, self.table, self.build)
+
+    def direct_scan(self) -> tuple[str, list] | None:
+        if file_source(self.cfg, self.source) is None:
+            return None
+        reader = open_reader(self.cfg, self.source, self.table)
+        try:
+            return self.build(reader)
+        finally:
+            reader.close()
 
 
 def probe(cfg: Config, source: str) -> None:
@@ -94,19 +130,19 @@ def extract_metering(cfg: Config, day: dt.date) -> dict[str, Iterator[pa.RecordB
             [window_start, end, start, end],
         )
 
-    return {"metering_usage_hourly": _stream(cfg, "metering", cfg.get("sources", "metering_table"),
-                                             build)}
+    return {"metering_usage_hourly": SourceStream(cfg, "metering",
+                                                  cfg.get("sources", "metering_table"), build)}
 
 
 def extract_billing(cfg: Config, day: dt.date) -> dict[str, Iterator[pa.RecordBatch]]:
-    """Snapshots of accounts, plans, subscriptions and price books; counter versions of `day`."""
+    """Full snapshots of the billing tables in `BILLING_SNAPSHOTS`; counter versions of `day`."""
     start, end, window_start = _interval(cfg, day)
     out: dict[str, Iterator[pa.RecordBatch]] = {}
     for raw_table, src_table in BILLING_SNAPSHOTS.items():
         def snapshot(reader: Reader, raw_table: str = raw_table) -> tuple[str, list]:
             return f"SELECT {_cols(raw_table)} FROM {reader.relation}", []
 
-        out[raw_table] = _stream(cfg, "billing", src_table, snapshot)
+        out[raw_table] = SourceStream(cfg, "billing", src_table, snapshot)
 
     def counters(reader: Reader) -> tuple[str, list]:
         return (
@@ -115,5 +151,5 @@ def extract_billing(cfg: Config, day: dt.date) -> dict[str, Iterator[pa.RecordBa
             [window_start.date(), end.date(), start, end],
         )
 
-    out["billing_usage_counters"] = _stream(cfg, "billing", "usage_counters", counters)
+    out["billing_usage_counters"] = SourceStream(cfg, "billing", "usage_counters", counters)
     return out

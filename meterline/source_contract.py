@@ -59,4 +59,24 @@ BILLING_TABLES: dict[str, list[tuple[str, str]]] = {
         ("quantity", "BIGINT"),
         ("updated_at", "TIMESTAMP"),
     ],
+    # prepaid credit grants, drawn down across billing periods; [granted_at, expires_at)
+    "credits": [
+        ("credit_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("amount_minor", "BIGINT"),
+        ("granted_at", "TIMESTAMP"),
+        ("expires_at", "TIMESTAMP"),
+        ("reason", "VARCHAR"),
+    ],
+    # a minimum spend per billing period, trued up when the period's usage falls short;
+    # [starts_on, ends_on)
+    "commitments": [
+        ("commitment_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("minimum_minor", "BIGINT"),
+        ("starts_on", "DATE"),
+        ("ends_on", "DATE"),
+    ],
 }

@@ -3,7 +3,8 @@
 `generate(out_dir, seed=...)` writes
 
 - `sources/metering.duckdb` (`usage_hourly`) and `sources/billing.duckdb` (`accounts`, `plans`,
-  `subscriptions`, `price_books`, `usage_counters`) exactly as docs/sources.md specifies, or the
+  `subscriptions`, `price_books`, `usage_counters`, `credits`, `commitments`) exactly as
+  docs/sources.md specifies, or the
   same tables into PostgreSQL schemas `<prefix>_metering` / `<prefix>_billing`;
 - `sources/stripe/<resource>.json` (Stripe API objects, what the billing system pushed to Stripe);
 - `sources/expected_invoices.json` (the billing system's invoices before any planted fault);
@@ -38,7 +39,7 @@ import pyarrow.csv as pa_csv
 
 from meterline.source_contract import BILLING_TABLES, METERING_TABLES
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: billing credits and commitments
 
 CATEGORIES: tuple[str, ...] = (
     "error",
@@ -122,6 +123,10 @@ BASE_HOURLY = {
     "monitor_seat": 3.0,
 }
 LATE_SHARE = 0.01
+# prepaid credit grants (USD, converted at CURRENCY_RATE) and monthly minimum commitments
+CREDIT_SHARE = 0.2
+CREDIT_USD = (Decimal(100), Decimal(250), Decimal(500), Decimal(1000))
+COMMITMENT_USD = (Decimal(500), Decimal(1000), Decimal(2500))
 PRICE_EFFECTIVE_FROM = dt.date(2026, 1, 1)
 UNKNOWN_ACCOUNT = "acct_9999"
 NEGATIVE_PROJECT = "proj_neg"
@@ -441,6 +446,98 @@ def _closed_months(start: dt.date, days: int) -> list[dt.date]:
         months.append(month)
         month = _next_month(month)
     return months
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, day.day)
+
+
+# ---------------------------------------------------------------------------------------------
+# credits and commitments (recorded by the billing system; pricing does not apply them yet, so
+# they change no invoice, Stripe object or reconciliation outcome)
+
+
+@dataclass(frozen=True)
+class Credit:
+    credit_id: str
+    account_id: str
+    currency: str
+    amount_minor: int
+    granted_at: dt.datetime
+    expires_at: dt.datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Commitment:
+    commitment_id: str
+    account_id: str
+    currency: str
+    minimum_minor: int
+    starts_on: dt.date
+    ends_on: dt.date | None
+
+
+def _usd_to_minor(usd: Decimal, currency: str) -> int:
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return to_minor(usd * CURRENCY_RATE[currency], currency)
+
+
+def _credits(world: World) -> list[Credit]:
+    """Credit grants for about a fifth of the accounts (at least one), all granted before the
+    world: prepaid purchases expiring a year after the grant, goodwill credits that never
+    expire, and one promotional grant that expires inside the world (at its first month
+    boundary, else half-way through)."""
+    rng = _stream(world.seed, "credits")
+    accounts = world.accounts
+    n = max(1, round(len(accounts) * CREDIT_SHARE))
+    chosen = sorted(rng.sample(range(len(accounts)), n))
+    expiring = rng.choice(chosen)
+    start = dt.datetime.combine(world.start, dt.time())
+    boundary = dt.datetime.combine(_next_month(world.start), dt.time())
+    inside = boundary if boundary < start + dt.timedelta(days=world.days) else (
+        start + dt.timedelta(days=world.days // 2))
+    rows = []
+    for index in chosen:
+        account = accounts[index]
+        earliest = max(account.created_at, start - dt.timedelta(days=180))
+        span = int((start - earliest).total_seconds())
+        granted = earliest + dt.timedelta(seconds=rng.randint(1, span - 1))
+        amount = _usd_to_minor(rng.choice(CREDIT_USD), account.currency)
+        expires: dt.datetime | None
+        if index == expiring:
+            reason, expires = "promotional", inside
+        elif rng.random() < 0.75:
+            reason, expires = "prepaid", granted + dt.timedelta(days=365)
+        else:
+            reason, expires = "goodwill", None
+        rows.append((account.account_id, granted, account.currency, amount, expires, reason))
+    rows.sort()
+    return [
+        Credit(f"cred_{i + 1:04d}", a, c, amt, g, e, r)
+        for i, (a, g, c, amt, e, r) in enumerate(rows)
+    ]
+
+
+def _commitments(world: World) -> list[Commitment]:
+    """A monthly minimum commitment for the largest account (the two largest from 10 accounts
+    on): an annual contract starting on the 1st of a month before the world, never before the
+    account's first subscription."""
+    rng = _stream(world.seed, "commitments")
+    n = 2 if len(world.accounts) >= 10 else 1
+    largest = sorted(world.accounts, key=lambda a: (-a.size, a.account_id))[:n]
+    month = world.start.replace(day=1)
+    rows = []
+    for account in sorted(largest, key=lambda a: a.account_id):
+        first_sub = min(
+            s.started_at for s in world.subscriptions if s.account_id == account.account_id
+        )
+        starts = max(first_sub.date(), _add_months(month, -rng.randint(1, 6)))
+        minimum = _usd_to_minor(rng.choice(COMMITMENT_USD), account.currency)
+        rows.append((account.account_id, account.currency, minimum, starts, _add_months(starts, 12)))
+    return [Commitment(f"cmt_{i + 1:04d}", *row) for i, row in enumerate(rows)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1446,6 +1543,29 @@ def _billing_tables(world: World, counters: pd.DataFrame) -> dict[str, pa.Table]
             "tier_start": pa.array([r[4] for r in rows], pa.int64()),
             "tier_end": pa.array([r[5] for r in rows], pa.int64()),
             "unit_price_decimal": pa.array([r[6] for r in rows], pa.decimal128(38, 12)),
+        }
+    )
+    credits = _credits(world)
+    tables["credits"] = pa.table(
+        {
+            "credit_id": pa.array([c.credit_id for c in credits], pa.string()),
+            "account_id": pa.array([c.account_id for c in credits], pa.string()),
+            "currency": pa.array([c.currency for c in credits], pa.string()),
+            "amount_minor": pa.array([c.amount_minor for c in credits], pa.int64()),
+            "granted_at": _opt_ts_array([c.granted_at for c in credits]),
+            "expires_at": _opt_ts_array([c.expires_at for c in credits]),
+            "reason": pa.array([c.reason for c in credits], pa.string()),
+        }
+    )
+    commitments = _commitments(world)
+    tables["commitments"] = pa.table(
+        {
+            "commitment_id": pa.array([c.commitment_id for c in commitments], pa.string()),
+            "account_id": pa.array([c.account_id for c in commitments], pa.string()),
+            "currency": pa.array([c.currency for c in commitments], pa.string()),
+            "minimum_minor": pa.array([c.minimum_minor for c in commitments], pa.int64()),
+            "starts_on": pa.array([c.starts_on for c in commitments], pa.date32()),
+            "ends_on": pa.array([c.ends_on for c in commitments], pa.date32()),
         }
     )
     day_values = counters["day"].to_numpy(dtype=np.int64)

@@ -137,6 +137,19 @@ SUBSCRIPTIONS = [
     # starts mid-January: no January invoice for acc_j
     ("s_j", "acc_j", "p_jpy", "2024-01-15 00:00:00", N, *BILL_2),
 ]
+# credit grants and minimum commitments, in both billing snapshots: staging only (pricing does
+# not apply them yet), so no mart below changes because of them
+CREDITS = [
+    # credit_id, account_id, currency, amount_minor, granted_at, expires_at, reason
+    ("cr_a", "acc_a", "USD", 5000, "2023-12-15 09:00:00", "2024-02-01 00:00:00", "promotional", *BILL_1),
+    ("cr_a", "acc_a", "USD", 5000, "2023-12-15 09:00:00", "2024-02-01 00:00:00", "promotional", *BILL_2),
+    ("cr_j", "acc_j", "JPY", 30000, "2024-01-20 12:00:00", N, "prepaid", *BILL_2),
+]
+COMMITMENTS = [
+    # commitment_id, account_id, currency, minimum_minor, starts_on, ends_on
+    ("cm_a", "acc_a", "USD", 2500, "2024-01-01", "2025-01-01", *BILL_1),
+    ("cm_a", "acc_a", "USD", 2500, "2024-01-01", "2025-01-01", *BILL_2),
+]
 PRICE_BOOKS = [
     # price_id, plan, category, from, to, included, tier_start, tier_end, unit price
     ("pr_err_1", "p_usd", "error", "2024-01-01", N, 1000, 0, 500, Decimal("0.001"), *BILL_2),
@@ -221,6 +234,8 @@ def world_sql() -> list[str]:
         ("raw", "billing_subscriptions", SUBSCRIPTIONS),
         ("raw", "billing_price_books", PRICE_BOOKS),
         ("raw", "billing_usage_counters", USAGE_COUNTERS),
+        ("raw", "billing_credits", CREDITS),
+        ("raw", "billing_commitments", COMMITMENTS),
         ("raw", "quarantine", INGEST_QUARANTINE),
         ("raw", "stripe_customers", STRIPE_CUSTOMERS),
         ("raw", "stripe_invoices", STRIPE_INVOICES),

@@ -95,6 +95,20 @@ def assert_marts(q: Query) -> None:
     prices = sorted(r[0] for r in q("select price_id from marts.dim_prices"))
     assert prices == w.EXPECTED_PRICE_IDS
 
+    # credits and commitments reach staging as loaded (one row per id per batch), money integer
+    credits = sorted(q(
+        "select credit_id, account_id, currency, amount_minor, credit_reason, _batch_id "
+        "from staging.stg_billing__credits"
+    ))
+    assert credits == sorted((r[0], r[1], r[2], r[3], r[6], r[7]) for r in w.CREDITS)
+    assert all(isinstance(r[3], int) for r in credits)
+    commitments = sorted(q(
+        "select commitment_id, account_id, currency, minimum_minor, starts_on, ends_on, _batch_id "
+        "from staging.stg_billing__commitments"
+    ))
+    assert [(r[0], r[3], str(r[4]), str(r[5]), r[6]) for r in commitments] == sorted(
+        (r[0], r[3], r[4], r[5], r[6]) for r in w.COMMITMENTS)
+
     # --- reconciliation -----------------------------------------------------------------------
     daily = {
         (r[0], r[1], r[2]): tuple(r[3:])

@@ -57,8 +57,10 @@ def test_billing_snapshot_and_counters(world: Path) -> None:
     got = {k: read_all(v) for k, v in extract_billing(cfg, dt.date(2026, 10, 20)).items()}
     src = duckdb.connect(str(world / "sources" / "billing.duckdb"), read_only=True)
     for raw, table in [("billing_accounts", "accounts"), ("billing_plans", "plans"),
-                       ("billing_subscriptions", "subscriptions"), ("billing_price_books", "price_books")]:
-        assert got[raw].num_rows == src.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                       ("billing_subscriptions", "subscriptions"), ("billing_price_books", "price_books"),
+                       ("billing_credits", "credits"), ("billing_commitments", "commitments")]:
+        n = src.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        assert n > 0 and got[raw].num_rows == n
     counters = got["billing_usage_counters"].to_pylist()
     assert counters and all(dt.datetime(2026, 10, 20) <= c["updated_at"] < dt.datetime(2026, 10, 21)
                             for c in counters)

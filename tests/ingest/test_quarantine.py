@@ -152,3 +152,86 @@ def test_float_money_is_refused(conn: Connection) -> None:
     })
     with pytest.raises(SourceError, match="money"):
         load_batch(conn, "billing", DAY, NEXT, {"billing_price_books": prices}, T0)
+
+
+def credits(rows: list[tuple]) -> pa.Table:
+    names = ["credit_id", "account_id", "currency", "amount_minor", "granted_at", "expires_at", "reason"]
+    types = [pa.string(), pa.string(), pa.string(), pa.int64(), pa.timestamp("us"),
+             pa.timestamp("us"), pa.string()]
+    return pa.table({n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types, strict=True))})
+
+
+def commitments(rows: list[tuple]) -> pa.Table:
+    names = ["commitment_id", "account_id", "currency", "minimum_minor", "starts_on", "ends_on"]
+    types = [pa.string(), pa.string(), pa.string(), pa.int64(), pa.date32(), pa.date32()]
+    return pa.table({n: pa.array([r[i] for r in rows], t) for i, (n, t) in enumerate(zip(names, types, strict=True))})
+
+
+GRANTED, EXPIRES = DAY - dt.timedelta(days=30), DAY + dt.timedelta(days=335)
+STARTS, ENDS = dt.date(2026, 9, 1), dt.date(2027, 9, 1)
+
+
+def test_billing_credits_and_commitments(conn: Connection) -> None:
+    credit_rows = credits([
+        ("cr1", "acc_a", "USD", 25000, GRANTED, EXPIRES, "prepaid"),
+        ("cr2", "acc_b", "XXY", 100, GRANTED, None, "goodwill"),       # invalid_currency
+        ("cr3", None, "USD", 100, GRANTED, None, "goodwill"),           # missing_account
+        ("cr4", "", "EUR", 100, GRANTED, None, "goodwill"),             # missing_account
+        ("cr5", "acc_a", "USD", 100, None, None, "promotional"),        # unparsable_timestamp
+        ("cr1", "acc_a", "USD", 99, GRANTED, None, "prepaid"),          # duplicate_key
+    ])
+    commitment_rows = commitments([
+        ("cm1", "acc_a", "JPY", 75000, STARTS, ENDS),
+        ("cm2", "acc_b", "usd", 50000, STARTS, None),                   # invalid_currency
+        ("cm3", None, "USD", 50000, STARTS, None),                      # missing_account
+        ("cm1", "acc_a", "JPY", 75000, STARTS, ENDS),                   # duplicate_key
+    ])
+    r = load_batch(conn, "billing", DAY, NEXT,
+                   {"billing_credits": credit_rows, "billing_commitments": commitment_rows}, T0)
+    assert r.quarantined == {"invalid_currency": 2, "missing_account": 3,
+                             "unparsable_timestamp": 1, "duplicate_key": 2}
+    assert r.row_counts == {"billing_credits": 1, "billing_commitments": 1}
+    assert conn.fetchall("SELECT credit_id, amount_minor, expires_at FROM raw.billing_credits") == [
+        ("cr1", 25000, EXPIRES)]  # the first copy by content order stays
+    assert conn.fetchall("SELECT commitment_id, minimum_minor, ends_on FROM raw.billing_commitments"
+                         ) == [("cm1", 75000, ENDS)]
+    q = sorted(((x[0], x[1], x[2], x[4]) for x in quarantined(conn)), key=repr)
+    assert q == sorted([
+        ("billing_credits", "invalid_currency", "acc_b", GRANTED.date()),
+        ("billing_credits", "missing_account", None, GRANTED.date()),
+        ("billing_credits", "missing_account", "", GRANTED.date()),
+        ("billing_credits", "unparsable_timestamp", "acc_a", None),
+        ("billing_credits", "duplicate_key", "acc_a", GRANTED.date()),
+        ("billing_commitments", "invalid_currency", "acc_b", STARTS),
+        ("billing_commitments", "missing_account", None, STARTS),
+        ("billing_commitments", "duplicate_key", "acc_a", STARTS),
+    ], key=repr)
+
+
+def test_negative_money_is_quarantined(conn: Connection) -> None:
+    credit_rows = credits([
+        ("cr1", "acc_a", "USD", 25000, GRANTED, EXPIRES, "prepaid"),
+        ("cr2", "acc_a", "USD", -100, GRANTED, None, "goodwill"),
+    ])
+    commitment_rows = commitments([
+        ("cm1", "acc_a", "USD", 0, STARTS, ENDS),  # zero is a valid (empty) commitment
+        ("cm2", "acc_b", "USD", -1, STARTS, None),
+    ])
+    r = load_batch(conn, "billing", DAY, NEXT,
+                   {"billing_credits": credit_rows, "billing_commitments": commitment_rows}, T0)
+    assert r.quarantined == {"negative_amount": 2}
+    assert r.row_counts == {"billing_credits": 1, "billing_commitments": 1}
+    q = sorted((x[0], x[1], x[2], json.loads(x[5])) for x in quarantined(conn))
+    assert [(x[0], x[1], x[2]) for x in q] == [("billing_commitments", "negative_amount", "acc_b"),
+                                                ("billing_credits", "negative_amount", "acc_a")]
+    assert q[0][3]["minimum_minor"] == -1 and q[1][3]["amount_minor"] == -100
+
+
+def test_float_minor_units_are_refused(conn: Connection) -> None:
+    from meterline.errors import SourceError
+
+    plans = pa.table({"plan_id": ["p1"], "name": ["Team"], "currency": ["USD"],
+                      "base_fee_minor": [2900.0]})
+    with pytest.raises(SourceError, match="billing_plans.base_fee_minor is money"):
+        load_batch(conn, "billing", DAY, NEXT, {"billing_plans": plans}, T0)
+    assert conn.fetchone("SELECT count(*) FROM raw.billing_plans")[0] == 0

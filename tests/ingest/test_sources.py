@@ -80,6 +80,13 @@ def reference(world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     assert results[1].quarantined == {"negative_quantity": 1}
     assert results[3].quarantined == {"duplicate_key": 1}
     assert len(snap["metering_usage_hourly"]) > 1000 and len(snap["quarantine"]) == 2
+    # credit grants and commitments: a full snapshot each night, money as integer minor units
+    src = duckdb.connect(str(world / "sources" / "billing.duckdb"), read_only=True)
+    for table in ("credits", "commitments"):
+        rows = src.execute(f"SELECT * FROM {table}").fetchall()
+        assert rows and sorted(r[:-3] for r in snap[f"billing_{table}"]) == sorted(rows * 2), table
+    src.close()
+    assert all(isinstance(r[3], int) for r in snap["billing_credits"] + snap["billing_commitments"])
     return snap
 
 
@@ -117,7 +124,8 @@ def test_sqlalchemy_sqlite_gives_the_same_raw(world: Path, reference: dict, tmp_
     db = sqlite3.connect(tmp_path / "sources.db")
     for name, file in [("usage_hourly", "metering"), ("accounts", "billing"), ("plans", "billing"),
                        ("subscriptions", "billing"), ("price_books", "billing"),
-                       ("usage_counters", "billing")]:
+                       ("usage_counters", "billing"), ("credits", "billing"),
+                       ("commitments", "billing")]:
         con = duckdb.connect(str(world / "sources" / f"{file}.duckdb"), read_only=True)
         cur = con.execute(f"SELECT * FROM {name}")
         cols = [d[0] for d in cur.description]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import json
 import uuid
 from collections import defaultdict
@@ -90,9 +91,34 @@ CONTRACT = {
         ("quantity", "BIGINT"),
         ("updated_at", "TIMESTAMP"),
     ],
+    "credits": [
+        ("credit_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("amount_minor", "BIGINT"),
+        ("granted_at", "TIMESTAMP"),
+        ("expires_at", "TIMESTAMP"),
+        ("reason", "VARCHAR"),
+    ],
+    "commitments": [
+        ("commitment_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("minimum_minor", "BIGINT"),
+        ("starts_on", "DATE"),
+        ("ends_on", "DATE"),
+    ],
 }
 METERING_TABLES = ["usage_hourly"]
-BILLING_TABLES = ["accounts", "plans", "subscriptions", "price_books", "usage_counters"]
+BILLING_TABLES = [
+    "accounts",
+    "plans",
+    "subscriptions",
+    "price_books",
+    "usage_counters",
+    "credits",
+    "commitments",
+]
 
 # final accepted quantity per (day, account, category) from valid metering rows
 FINAL_METERING_SQL = """
@@ -259,6 +285,57 @@ def test_accounts_plans_subscriptions(world: Path) -> None:
         if f.get("account_id")
     }
     assert not planted & changed
+
+
+def test_credits_and_commitments(world: Path) -> None:
+    con = connect(world)
+    start = dt.datetime.combine(START, dt.time())
+    end = start + dt.timedelta(days=DAYS)
+    accounts = {
+        r[0]: (r[1], r[2])
+        for r in con.execute("select account_id, currency, created_at from b.accounts").fetchall()
+    }
+    credits = con.execute("select * from b.credits order by credit_id").fetchall()
+    assert [c[0] for c in credits] == [f"cred_{i:04d}" for i in range(1, len(credits) + 1)]
+    assert 1 <= len(credits) <= ACCOUNTS
+    for credit_id, account_id, currency, amount, granted, expires, reason in credits:
+        assert currency == accounts[account_id][0], credit_id
+        assert isinstance(amount, int) and amount > 0
+        assert accounts[account_id][1] <= granted < start
+        assert expires is None or expires > granted
+        assert reason in {"prepaid", "promotional", "goodwill"}
+    expiring = [c for c in credits if c[5] is not None and start <= c[5] < end]
+    assert len(expiring) == 1 and expiring[0][6] == "promotional"
+    commitments = con.execute("select * from b.commitments order by commitment_id").fetchall()
+    assert [c[0] for c in commitments] == ["cmt_0001", "cmt_0002"]  # two from 10 accounts on
+    assert len({c[1] for c in commitments}) == 2
+    first_sub = dict(
+        con.execute(
+            "select account_id, min(started_at) from b.subscriptions group by all"
+        ).fetchall()
+    )
+    for _, account_id, currency, minimum, starts_on, ends_on in commitments:
+        assert currency == accounts[account_id][0]
+        assert isinstance(minimum, int) and minimum > 0
+        assert starts_on.day == 1 and first_sub[account_id].date() <= starts_on < START
+        assert ends_on is not None and ends_on > end.date()
+
+
+def test_credits_and_commitments_change_nothing_else(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pricing does not apply them yet: without them, every other output is identical."""
+    gen_module = importlib.import_module("meterline.sample.generate")
+    monkeypatch.setattr(gen_module, "_credits", lambda world: [])
+    monkeypatch.setattr(gen_module, "_commitments", lambda world: [])
+    assert generate(tmp_path, seed=7, accounts=ACCOUNTS, days=DAYS, start=START) == manifest(world)
+    assert file_digests(tmp_path) == file_digests(world)
+    for schema, tables in (("m", METERING_TABLES), ("b", BILLING_TABLES)):
+        for table in tables:
+            if table in ("credits", "commitments"):
+                assert table_rows(tmp_path, schema, table) == []
+            else:
+                assert table_rows(tmp_path, schema, table) == table_rows(world, schema, table)
 
 
 def test_metering_versions_follow_the_rules(world: Path) -> None:
@@ -526,7 +603,7 @@ def test_manifest_lists_every_planted_kind(world: Path) -> None:
         "days": DAYS,
         "first_day": "2026-10-01",
         "last_day": "2026-11-03",
-        "generator_version": 1,
+        "generator_version": 2,
     }
     kinds = [d["kind"] for d in data["discrepancies"]]
     assert sorted(kinds) == sorted(ALL_KINDS)
