@@ -67,6 +67,32 @@ def check_days(cfg: Config, days: list[dt.date]) -> None:
         )
 
 
+EVENTS_RETENTION_DAYS = 30
+
+
+def stripe_gap_warning(conn: Any, day: dt.date) -> str | None:
+    """A warning when Stripe updates may have been missed before night `day`.
+
+    The Events API keeps 30 days: if the Stripe data loaded before `day` ends more than that
+    before it (or nothing was ever loaded), updates of older objects can only come from a
+    resync. Data-driven (the batch ledger), never the clock.
+    """
+    start = dt.datetime.combine(day, dt.time())
+    row = conn.fetchone(
+        f"SELECT max(interval_end) FROM {qualified('raw', 'batch_ledger')} "
+        "WHERE source IN ('stripe', 'stripe_resync') AND status = 'loaded' AND interval_end <= ?",
+        [start])
+    last = row[0] if row else None
+    if last is None:
+        return (f"stripe: no Stripe data before {day} is loaded; objects created earlier "
+                f"(customers, subscriptions) come in with `meterline resync stripe --until {day}`")
+    if (start - last).days > EVENTS_RETENTION_DAYS:
+        return (f"stripe: the Stripe data before {day} ends on {last:%Y-%m-%d}, more than "
+                f"{EVENTS_RETENTION_DAYS} days earlier: the Events API no longer holds the updates "
+                f"in between; run `meterline resync stripe --since {last:%Y-%m-%d} --until {day}`")
+    return None
+
+
 def ingest_days(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> list[dict[str, Any]]:
     from ingest.load import ensure_raw
     from ingest.run import ingest_day
@@ -76,6 +102,8 @@ def ingest_days(cfg: Config, days: list[dt.date], progress: Progress = _stderr) 
     with stripe_access(cfg) as (client, key), connect(cfg.warehouse) as conn:
         ensure_raw(conn)
         for i, day in enumerate(days, 1):
+            if i == 1 and (warning := stripe_gap_warning(conn, day)):
+                progress(f"WARNING {warning}")
             results = ingest_day(cfg, conn, day, client, extracted_at, stripe_api_key=key)
             progress(
                 f"[{i}/{len(days)}] ingest {day}: "
