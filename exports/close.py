@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from meterline.errors import IntervalError
+from meterline.ledger import loaded_through
 from meterline.warehouse import Connection, qualified
 
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -102,9 +103,7 @@ def close_period(conn: Connection, period: str, exports_dir: Path) -> dict[str, 
     lines = conn.fetch_dicts(
         f"SELECT {', '.join(LINE_COLUMNS)} FROM {qualified('marts', 'fct_invoice_lines')} "
         "WHERE period = ? ORDER BY invoice_line_id", [period])
-    as_of = conn.fetchone(
-        f"SELECT max(interval_end) FROM {qualified('raw', 'batch_ledger')} "
-        "WHERE source = 'metering' AND status = 'loaded'")[0]
+    as_of = loaded_through(conn, ["metering"])
     files = build_files(invoices, lines, period)
     manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
 

@@ -65,10 +65,6 @@ class BatchResult:
     def rows(self) -> int:
         return sum(self.row_counts.values())
 
-    @property
-    def quarantined_rows(self) -> int:
-        return sum(self.quarantined.values())
-
 
 class _Identical(Exception):
     """Raised inside the load transaction to roll back a batch identical to the loaded one."""

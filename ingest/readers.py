@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from meterline.config import Config, parse_db_url
+from meterline.config import Config
 from meterline.errors import MeterlineError, SourceError
 
 FILE_FORMATS = ("parquet", "csv")
@@ -281,7 +281,7 @@ def open_reader(cfg: Config, source: str, table: str) -> Reader:
     relation = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
     if url.startswith(("duckdb:///", "postgresql://", "postgres://")):
         try:
-            target = parse_db_url(url, cfg.base_dir, f"sources.{source}_url")
+            target = cfg.source_target(source)
         except MeterlineError as exc:
             raise SourceError(f"{source} source: {exc}") from exc
         if target.kind == "duckdb":

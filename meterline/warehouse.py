@@ -102,13 +102,6 @@ class Connection:
         cols = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns)
         self.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, table)} ({cols})")
 
-    def table_exists(self, schema: str, table: str) -> bool:
-        row = self.fetchone(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        )
-        return bool(row and row[0])
-
     def tables(self, schemas: Sequence[str]) -> list[tuple[str, str]]:
         marks = ", ".join("?" for _ in schemas)
         rows = self.fetchall(
@@ -143,12 +136,6 @@ class Connection:
                         pacsv.write_csv(pa.Table.from_batches([batch], schema=data.schema), buf)
                         copy.write(buf.getvalue())
         return data.num_rows
-
-    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        if self.kind == "duckdb":
-            return self.raw.sql(sql, params=list(params) if params else None).to_arrow_table()
-        rows = self.fetch_dicts(sql, params)
-        return pa.Table.from_pylist(rows)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from meterline.ledger import loaded_through
 from meterline.warehouse import Connection, qualified
 
 MARTS_SCHEMA = "marts"
@@ -117,13 +118,9 @@ def reconcile(conn: Connection) -> ReconcileResult:
     """Run every check for the current `as_of` and replace that as_of's results in the ledger."""
     import pandas as pd
 
-    row = conn.fetchone(
-        f"SELECT max(interval_end) FROM {qualified('raw', 'batch_ledger')} "
-        "WHERE source = 'metering' AND status = 'loaded'"
-    )
-    if not row or row[0] is None:
+    as_of = loaded_through(conn, ["metering"])
+    if as_of is None:
         raise ValueError("nothing ingested yet")
-    as_of = row[0]
     frames = {}
     for check, mart in CHECKS.items():
         rows = conn.fetch_dicts(f"SELECT status FROM {qualified(MARTS_SCHEMA, mart)}")
