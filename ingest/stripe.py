@@ -18,7 +18,7 @@ Each resource (and the events) is listed over `shards` created-time sub-interval
 pool of `max_concurrency` workers; results are merged and de-duplicated by id, so the result
 does not depend on the order the shards finish in. Pages are fetched one call at a time, each
 call retried by `call_with_retry` (429, 409, 5xx, connection errors and timeouts; honouring
-`Retry-After` and `Stripe-Should-Retry`; exponential backoff with jitter; bounded attempts).
+`Retry-After` (seconds or an HTTP date) and `Stripe-Should-Retry`; exponential backoff with jitter; bounded attempts).
 The SDK's own retries are off (it never retries a plain 429 and ignores `Retry-After`).
 
 `extract_stripe_resync` lists every object created in `[since, until)` (no events): the way to
@@ -30,6 +30,7 @@ The API key is passed to the SDK only; it never appears in log lines or error me
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import logging
 import random
@@ -280,13 +281,18 @@ def _redact(message: str, api_key: str) -> str:
 
 @dataclass
 class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter. `sleep` is injectable for tests."""
+    """Bounded retries with exponential backoff and jitter.
+
+    `sleep` and `clock` (the current time, timezone-aware, used only to turn a `Retry-After`
+    HTTP date into a delay) are injectable for tests.
+    """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_retry_after: float = 120.0
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     seed: int | None = None
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
@@ -310,22 +316,39 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
-def _seconds(value: str | None) -> float | None:
-    """`Retry-After` in seconds (an HTTP date is not honoured: it would need the clock)."""
+def _seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """`Retry-After` in seconds: delay-seconds, or an HTTP date (RFC 7231) minus `now`.
+
+    A date in the past means "now" (0 s); a date without a zone is read as UTC. `now` defaults
+    to the current time. Anything else (negative, unparsable) is None: back off instead.
+    """
     if value is None:
         return None
+    text = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(text)
     except ValueError:
-        return None
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        now = now or dt.datetime.now(dt.UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=dt.UTC)
+        return max(0.0, (when - now).total_seconds())
     return seconds if seconds >= 0 else None
 
 
-def retry_decision(exc: Exception) -> tuple[bool, float | None]:
+def retry_decision(exc: Exception, now: dt.datetime | None = None) -> tuple[bool, float | None]:
     """(retry?, Retry-After seconds) for a Stripe error.
 
     `Stripe-Should-Retry: false` never retries and `true` always does; otherwise 429, 409
     (lock timeouts), 5xx, connection errors and timeouts are retried, other 4xx are not.
+    `now` turns a `Retry-After` HTTP date into seconds (default: the current time).
     """
     import stripe
 
@@ -333,7 +356,7 @@ def retry_decision(exc: Exception) -> tuple[bool, float | None]:
     should = (_header(headers, "stripe-should-retry") or "").strip().lower()
     if should == "false":
         return False, None
-    retry_after = _seconds(_header(headers, "retry-after"))
+    retry_after = _seconds(_header(headers, "retry-after"), now)
     if should == "true":
         return True, retry_after
     if isinstance(exc, stripe.APIConnectionError):
@@ -364,7 +387,7 @@ def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy, api_key
         try:
             return fn()
         except stripe.StripeError as exc:
-            retry, retry_after = retry_decision(exc)
+            retry, retry_after = retry_decision(exc, policy.clock())
             detail = _redact(_describe(exc), api_key)
             if not retry:
                 raise SourceError(f"stripe source: {what}: {detail}") from None

@@ -205,6 +205,33 @@ STRIPE_REFUNDS = [
     ("re_orphan", "ch_missing", 20, "usd", "succeeded", "txn_5", "2024-03-01 12:00:00", "{}", *S_3),
 ]
 
+# Staged only (no mart reads them yet): every version as loaded, amounts integer minor units.
+STRIPE_SUBSCRIPTIONS = [
+    # id, customer, account, status, currency, current_period_start, current_period_end, canceled_at, created
+    ("sub_a", "cus_a", "acc_a", "active", "usd", "2024-01-01 00:00:00", "2024-02-01 00:00:00", N, "2023-12-01 00:00:00", "{}", *S_1),
+    # renewed on 2024-02-01: a second version of sub_a in a later batch
+    ("sub_a", "cus_a", "acc_a", "active", "usd", "2024-02-01 00:00:00", "2024-03-01 00:00:00", N, "2023-12-01 00:00:00", "{}", *S_2),
+    ("sub_j", "cus_j", "acc_j", "canceled", "jpy", "2024-02-01 00:00:00", "2024-03-01 00:00:00", "2024-03-01 09:00:00", "2023-12-01 00:00:00", "{}", *S_3),
+]
+STRIPE_DISPUTES = [
+    # id, charge, amount, currency, status, reason, created
+    ("dp_1", "ch_a_jan", 1000, "usd", "warning_needs_response", "general", "2024-02-02 14:00:00", "{}", *S_2),
+    # closed a month later: the version carried by that night's event
+    ("dp_1", "ch_a_jan", 1000, "usd", "warning_closed", "general", "2024-02-02 14:00:00", "{}", *S_3),
+]
+STRIPE_CREDIT_NOTES = [
+    # id, invoice, customer, amount, currency, status, type, created
+    ("cn_j_feb", "in_j_feb", "cus_j", 14, "jpy", "issued", "post_payment", "2024-03-01 15:00:00", "{}", *S_3),
+    # beyond a 32-bit integer: money stays BIGINT minor units
+    ("cn_big", "in_a_jan", "cus_a", 3000000000, "usd", "void", "pre_payment", "2024-02-02 16:00:00", "{}", *S_2),
+]
+STRIPE_EVENTS = [
+    # id, type, object_type, object_id, created
+    ("evt_1", "invoice.paid", "invoice", "in_a_jan", "2024-02-02 10:00:00", '{"id":"evt_1"}', *S_2),
+    ("evt_2", "charge.dispute.closed", "dispute", "dp_1", "2024-03-01 08:00:00", '{"id":"evt_2"}', *S_3),
+    ("evt_3", "customer.subscription.deleted", "subscription", "sub_j", "2024-03-01 09:00:00", '{"id":"evt_3"}', *S_3),
+]
+
 PERIOD_LOCKS = [("2024-01", "2024-02-03 00:00:00", "sha-jan")]
 ISSUED_INVOICES = [("inv_acc_a_2024-01", "acc_a", "2024-01", "USD", 1050, 2)]
 ISSUED_INVOICE_LINES = [
@@ -242,6 +269,10 @@ def world_sql() -> list[str]:
         ("raw", "stripe_invoice_lines", STRIPE_INVOICE_LINES),
         ("raw", "stripe_charges", STRIPE_CHARGES),
         ("raw", "stripe_refunds", STRIPE_REFUNDS),
+        ("raw", "stripe_subscriptions", STRIPE_SUBSCRIPTIONS),
+        ("raw", "stripe_disputes", STRIPE_DISPUTES),
+        ("raw", "stripe_credit_notes", STRIPE_CREDIT_NOTES),
+        ("raw", "stripe_events", STRIPE_EVENTS),
         ("ledger", "period_locks", PERIOD_LOCKS),
         ("ledger", "issued_invoices", ISSUED_INVOICES),
         ("ledger", "issued_invoice_lines", ISSUED_INVOICE_LINES),
@@ -411,4 +442,31 @@ EXPECTED_ACCOUNTS = {
     "acc_j": ("JPY", 1, "cus_j", "p_jpy"),
 }
 EXPECTED_PRICE_IDS = ["pr_err_1", "pr_err_2", "pr_jerr", "pr_old", "pr_txn"]
+
+# Stripe staging: renamed, currency upper-cased, amounts as loaded (integer minor units).
+# (subscription_id, status, currency, current_period_start_at, current_period_end_at, canceled_at, _batch_id)
+EXPECTED_STG_STRIPE_SUBSCRIPTIONS = sorted([
+    ("sub_a", "active", "USD", "2024-01-01 00:00:00", "2024-02-01 00:00:00", N, "s_1"),
+    ("sub_a", "active", "USD", "2024-02-01 00:00:00", "2024-03-01 00:00:00", N, "s_2"),
+    ("sub_j", "canceled", "JPY", "2024-02-01 00:00:00", "2024-03-01 00:00:00", "2024-03-01 09:00:00", "s_3"),
+])
+# (dispute_id, charge_id, amount_minor, currency, dispute_status, dispute_reason, _batch_id)
+EXPECTED_STG_STRIPE_DISPUTES = sorted([
+    ("dp_1", "ch_a_jan", 1000, "USD", "warning_needs_response", "general", "s_2"),
+    ("dp_1", "ch_a_jan", 1000, "USD", "warning_closed", "general", "s_3"),
+])
+# (credit_note_id, invoice_id, amount_minor, currency, credit_note_status, credit_note_type, _batch_id)
+EXPECTED_STG_STRIPE_CREDIT_NOTES = sorted([
+    ("cn_big", "in_a_jan", 3000000000, "USD", "void", "pre_payment", "s_2"),
+    ("cn_j_feb", "in_j_feb", 14, "JPY", "issued", "post_payment", "s_3"),
+])
+# (event_id, event_type, object_type, object_id, created_at, _batch_id)
+EXPECTED_STG_STRIPE_EVENTS = sorted([
+    ("evt_1", "invoice.paid", "invoice", "in_a_jan", "2024-02-02 10:00:00", "s_2"),
+    ("evt_2", "charge.dispute.closed", "dispute", "dp_1", "2024-03-01 08:00:00", "s_3"),
+    ("evt_3", "customer.subscription.deleted", "subscription", "sub_j", "2024-03-01 09:00:00", "s_3"),
+])
+# latest version per id: the dispute closed in s_3
+EXPECTED_INT_STRIPE_DISPUTES_LATEST = [("dp_1", "warning_closed", "s_3")]
+EXPECTED_INT_STRIPE_CREDIT_NOTES_LATEST = [("cn_big", "void", "s_2"), ("cn_j_feb", "issued", "s_3")]
 # fmt: on

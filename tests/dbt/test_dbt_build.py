@@ -6,6 +6,7 @@ The same project, the same data and the same hand-computed expectations on both 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,10 @@ def assert_marts(q: Query) -> None:
     assert [(r[0], r[3], str(r[4]), str(r[5]), r[6]) for r in commitments] == sorted(
         (r[0], r[3], r[4], r[5], r[6]) for r in w.COMMITMENTS)
 
+    # Stripe subscriptions, disputes, credit notes and events reach staging as loaded (every
+    # version, every batch): money stays integer minor units, times are timestamps
+    assert_stripe_staging(q)
+
     # --- reconciliation -----------------------------------------------------------------------
     daily = {
         (r[0], r[1], r[2]): tuple(r[3:])
@@ -163,6 +168,54 @@ def assert_marts(q: Query) -> None:
     details = {(r[0], r[2], r[3], r[5]): r[8] for r in findings if r[0] in ("usage_daily", "quarantine")}
     for key, detail in w.EXPECTED_FINDING_DETAILS.items():
         assert details[key] == detail
+
+
+def _text(value: Any) -> Any:
+    """A timestamp as the world writes it ('YYYY-MM-DD HH:MM:SS'); anything else as is."""
+    if isinstance(value, dt.datetime):
+        assert value.tzinfo is None, "timestamps are naive UTC"
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return value
+
+
+def assert_stripe_staging(q: Query) -> None:
+    subs = q(
+        "select subscription_id, subscription_status, currency, current_period_start_at, "
+        "current_period_end_at, canceled_at, _batch_id from staging.stg_stripe__subscriptions"
+    )
+    assert all(isinstance(r[3], dt.datetime) and isinstance(r[4], dt.datetime) for r in subs)
+    assert sorted(tuple(_text(v) for v in r) for r in subs) == w.EXPECTED_STG_STRIPE_SUBSCRIPTIONS
+
+    disputes = q(
+        "select dispute_id, charge_id, amount_minor, currency, dispute_status, dispute_reason, "
+        "_batch_id from staging.stg_stripe__disputes"
+    )
+    assert all(type(r[2]) is int for r in disputes), "money is integer minor units"
+    assert sorted(disputes) == w.EXPECTED_STG_STRIPE_DISPUTES
+
+    notes = q(
+        "select credit_note_id, invoice_id, amount_minor, currency, credit_note_status, "
+        "credit_note_type, _batch_id from staging.stg_stripe__credit_notes"
+    )
+    assert all(type(r[2]) is int for r in notes), "money is integer minor units"
+    assert sorted(notes) == w.EXPECTED_STG_STRIPE_CREDIT_NOTES
+
+    events = q(
+        "select event_id, event_type, object_type, object_id, created_at, _batch_id "
+        "from staging.stg_stripe__events"
+    )
+    assert all(isinstance(r[4], dt.datetime) for r in events)
+    assert sorted(tuple(_text(v) for v in r) for r in events) == w.EXPECTED_STG_STRIPE_EVENTS
+
+    latest_disputes = q(
+        "select dispute_id, dispute_status, _batch_id from intermediate.int_stripe_disputes_latest"
+    )
+    assert sorted(latest_disputes) == w.EXPECTED_INT_STRIPE_DISPUTES_LATEST
+    latest_notes = q(
+        "select credit_note_id, credit_note_status, _batch_id "
+        "from intermediate.int_stripe_credit_notes_latest"
+    )
+    assert sorted(latest_notes) == w.EXPECTED_INT_STRIPE_CREDIT_NOTES_LATEST
 
 
 def test_dbt_build_duckdb(tmp_path: Path) -> None:

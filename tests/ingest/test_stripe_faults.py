@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email.utils
 import json
 import logging
 import random
@@ -13,7 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from conftest import run_cli
 from ingest.stripe import (
     RetryPolicy,
     StripeReader,
+    call_with_retry,
     extract_stripe_interval,
     make_client,
     retry_decision,
@@ -188,15 +190,18 @@ class Scripted:
         self.handler = Handler
 
 
-def _scripted_list(script: list[tuple[int, dict[str, str]]], max_attempts: int = 5
+def _scripted_list(script: list[tuple[int, dict[str, str]]], max_attempts: int = 5,
+                   clock: Callable[[], dt.datetime] | None = None,
                    ) -> tuple[Scripted, list[float], Exception | None]:
     scripted = Scripted(script)
     server, url = _serve(scripted.handler)
     sleeps: list[float] = []
     error: Exception | None = None
+    policy = RetryPolicy(max_attempts=max_attempts, sleep=sleeps.append, seed=3)
+    if clock is not None:
+        policy.clock = clock
     try:
-        reader = StripeReader(make_client(KEY, url), KEY,
-                              retry=RetryPolicy(max_attempts=max_attempts, sleep=sleeps.append, seed=3))
+        reader = StripeReader(make_client(KEY, url), KEY, retry=policy)
         reader.list_window("charges", (0, 10))
     except SourceError as exc:
         error = exc
@@ -242,6 +247,76 @@ def test_retry_decision_rules() -> None:
     assert retry_decision(stripe.APIConnectionError("timeout"))[0] is True
     assert retry_decision(stripe.InvalidRequestError("bad", None, http_status=400))[0] is False
     assert retry_decision(stripe.APIError("x", http_status=500, headers={"retry-after": "soon"})) == (True, None)
+
+
+# A fixed "now" (whole seconds: an HTTP date has no fractions) for Retry-After HTTP dates.
+NOW = dt.datetime(2026, 10, 21, 7, 27, 53, tzinfo=dt.UTC)
+
+
+def _http_date(at: dt.datetime) -> str:
+    return email.utils.format_datetime(at.astimezone(dt.UTC), usegmt=True)
+
+
+def test_retry_after_http_date_is_honoured() -> None:
+    """`Retry-After: <HTTP date>` (RFC 7231) waits date − now, read with the policy's clock."""
+    in_7s = _http_date(NOW + dt.timedelta(seconds=7))
+    assert in_7s == "Wed, 21 Oct 2026 07:28:00 GMT"
+    scripted, sleeps, error = _scripted_list(
+        [(429, {"Retry-After": in_7s}), (503, {"Retry-After": "Wed, 21 Oct 2026 07:27:00 GMT"})],
+        clock=lambda: NOW,
+    )
+    assert error is None and scripted.requests == 3
+    # 7 s until the date; a date already past means retry now (never a negative sleep)
+    assert sleeps == [7.0, 0.0]
+
+
+def test_retry_after_http_date_rules() -> None:
+    import stripe
+
+    def decide(value: str) -> tuple[bool, float | None]:
+        return retry_decision(
+            stripe.RateLimitError("x", http_status=429, headers={"Retry-After": value}), NOW
+        )
+
+    assert decide("Wed, 21 Oct 2026 07:28:00 GMT") == (True, 7.0)
+    assert decide("Wednesday, 21-Oct-26 07:28:00 GMT") == (True, 7.0)  # RFC 850, obsolete
+    assert decide("Wed Oct 21 07:28:00 2026") == (True, 7.0)  # asctime: no zone, read as UTC
+    assert decide("Wed, 21 Oct 2026 09:28:00 +0200") == (True, 7.0)  # an offset is honoured
+    assert decide("Tue, 20 Oct 2026 07:28:00 GMT") == (True, 0.0)  # past: no wait
+    assert decide("Wed, 32 Oct 2026 07:28:00 GMT") == (True, None)  # not a date: back off
+    assert decide("-1") == (True, None)
+    # a naive "now" is UTC as well; without one, the current time is used (a past date: 0)
+    naive_now = NOW.replace(tzinfo=None)
+    error = stripe.RateLimitError(
+        "x", http_status=429, headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}
+    )
+    assert retry_decision(error, naive_now) == (True, 7.0)
+    past = stripe.RateLimitError(
+        "x", http_status=429, headers={"Retry-After": "Thu, 01 Jan 1970 00:00:00 GMT"}
+    )
+    assert retry_decision(past) == (True, 0.0)
+
+
+def test_retry_after_http_date_is_capped() -> None:
+    """A far-away date waits at most `max_retry_after`, like delay-seconds do."""
+    import stripe
+
+    calls: list[int] = []
+    sleeps: list[float] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise stripe.RateLimitError(
+                "slow down",
+                http_status=429,
+                headers={"Retry-After": _http_date(NOW + dt.timedelta(hours=1))},
+            )
+        return "ok"
+
+    policy = RetryPolicy(sleep=sleeps.append, clock=lambda: NOW, max_retry_after=120.0)
+    assert call_with_retry(flaky, "listing charges", policy) == "ok"
+    assert sleeps == [120.0]
 
 
 def test_shards_cover_the_interval_exactly() -> None:
