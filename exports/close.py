@@ -26,10 +26,13 @@ from meterline.warehouse import Connection, qualified
 
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
-INVOICE_COLUMNS = ["invoice_id", "account_id", "period", "currency", "total_minor", "line_count"]
+INVOICE_COLUMNS = [
+    "invoice_id", "account_id", "period", "currency", "total_minor", "line_count", "version",
+    "content_hash",
+]
 LINE_COLUMNS = [
-    "invoice_line_id", "invoice_id", "account_id", "period", "category", "currency",
-    "quantity", "amount_minor",
+    "invoice_line_id", "invoice_id", "account_id", "period", "service_period", "line_key",
+    "line_type", "category", "currency", "quantity", "amount_minor",
 ]
 
 

@@ -99,6 +99,15 @@ CONTRACTS: dict[str, Contract] = {
         account="account_id", amounts=("minimum_minor",), currency="currency",
         natural_key=("commitment_id",), day_column="starts_on",
     ),
+    "billing_discounts": Contract(
+        time_columns=("valid_from",), optional_time_columns=("valid_to",),
+        account="account_id", amounts=("amount_off_minor",), currency="currency",
+        natural_key=("discount_id",), day_column="valid_from",
+    ),
+    "billing_spike_releases": Contract(
+        time_columns=("day", "released_at"), account="account_id", category="category",
+        natural_key=("account_id", "category", "day"), day_column="day",
+    ),
     # A counter row repeated in one batch is the billing system double-counting: reconciliation
     # reports it (`duplicate_in_billing`), so counters get no duplicate_key quarantine.
     "billing_usage_counters": Contract(

@@ -182,16 +182,33 @@ LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
         ("currency", "VARCHAR"),
         ("total_minor", "BIGINT"),
         ("line_count", "BIGINT"),
+        ("version", "BIGINT"),
+        ("content_hash", "VARCHAR"),
+        # set when the issued invoice is voided (meterline void); its lines then count as unbilled
+        ("voided_at", "TIMESTAMP"),
+        ("void_reason", "VARCHAR"),
     ],
     "issued_invoice_lines": [
         ("invoice_line_id", "VARCHAR"),
         ("invoice_id", "VARCHAR"),
         ("account_id", "VARCHAR"),
         ("period", "VARCHAR"),
+        # the service period the line bills (differs from `period` on true-up lines)
+        ("service_period", "VARCHAR"),
+        ("line_key", "VARCHAR"),
+        ("line_type", "VARCHAR"),
         ("category", "VARCHAR"),
         ("currency", "VARCHAR"),
         ("quantity", "BIGINT"),
         ("amount_minor", "BIGINT"),
+    ],
+    # every distinct content of a draft invoice seen by a nightly: its version history
+    "invoice_versions": [
+        ("invoice_id", "VARCHAR"),
+        ("version", "BIGINT"),
+        ("content_hash", "VARCHAR"),
+        ("total_minor", "BIGINT"),
+        ("as_of", "TIMESTAMP"),
     ],
     "recon_check_results": [
         ("as_of", "TIMESTAMP"),

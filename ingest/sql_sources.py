@@ -28,6 +28,8 @@ BILLING_SNAPSHOTS = {
     "billing_price_books": "price_books",
     "billing_credits": "credits",
     "billing_commitments": "commitments",
+    "billing_discounts": "discounts",
+    "billing_spike_releases": "spike_releases",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from meterline import dbt
 from meterline.config import Config, load_config
 from meterline.errors import IntervalError, StageError
-from meterline.ledger import loaded_through
+from meterline.ledger import loaded_through, record_invoice_versions
 from meterline.warehouse import connect, qualified, quote_ident
 
 Progress = Callable[[str], None]
@@ -200,6 +200,8 @@ def nightly(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> d
     progress("dbt build ...")
     res = dbt.build(cfg)
     progress(f"dbt build: {res.nodes} nodes ok")
+    with connect(cfg.warehouse) as conn:
+        record_invoice_versions(conn)
     progress("reconcile ...")
     rec = reconcile_now(cfg)
     progress(
@@ -238,6 +240,8 @@ def close(cfg: Config, period: str, progress: Progress = _stderr) -> dict[str, A
         result = close_period(conn, period, cfg.exports_dir)
     progress(f"close {period}: {result.get('invoices', 0)} invoices issued, exports written; rebuilding marts ...")
     dbt.build(cfg)
+    with connect(cfg.warehouse) as conn:
+        record_invoice_versions(conn)
     return result
 
 

@@ -40,6 +40,8 @@ BILLING_TABLES: dict[str, list[tuple[str, str]]] = {
         ("plan_id", "VARCHAR"),
         ("started_at", "TIMESTAMP"),
         ("ended_at", "TIMESTAMP"),
+        # how this contract rounds each line to the minor unit: half_even (NULL) or half_up
+        ("rounding_mode", "VARCHAR"),
     ],
     "price_books": [
         ("price_id", "VARCHAR"),
@@ -47,7 +49,18 @@ BILLING_TABLES: dict[str, list[tuple[str, str]]] = {
         ("category", "VARCHAR"),
         ("effective_from", "DATE"),
         ("effective_to", "DATE"),
+        # per_unit | graduated | volume | package (docs/pricing.md); one row per tier
+        ("pricing_model", "VARCHAR"),
         ("included_quantity", "BIGINT"),
+        # reserved volume, billed every period whether used or not, at its own unit price
+        ("reserved_quantity", "BIGINT"),
+        ("reserved_unit_price_decimal", "DECIMAL(38,12)"),
+        # on-demand spend cap per period in the plan currency's minor units (NULL = none)
+        ("spend_cap_minor", "BIGINT"),
+        # package pricing: units per package (unit_price_decimal is the price of a package)
+        ("package_size", "BIGINT"),
+        # spike protection: a day's usage beyond this multiple of the trailing baseline is held
+        ("spike_multiplier", "DECIMAL(38,12)"),
         ("tier_start", "BIGINT"),
         ("tier_end", "BIGINT"),
         ("unit_price_decimal", "DECIMAL(38,12)"),
@@ -78,5 +91,25 @@ BILLING_TABLES: dict[str, list[tuple[str, str]]] = {
         ("minimum_minor", "BIGINT"),
         ("starts_on", "DATE"),
         ("ends_on", "DATE"),
+    ],
+    # percentage (percent_off) or fixed (amount_off_minor per period) discounts, for the whole
+    # invoice or one category (NULL), valid on [valid_from, valid_to)
+    "discounts": [
+        ("discount_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("percent_off", "DECIMAL(38,12)"),
+        ("amount_off_minor", "BIGINT"),
+        ("valid_from", "DATE"),
+        ("valid_to", "DATE"),
+    ],
+    # a reviewer released the usage held by spike protection on (account, category, day)
+    "spike_releases": [
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("day", "DATE"),
+        ("released_at", "TIMESTAMP"),
+        ("released_by", "VARCHAR"),
     ],
 }

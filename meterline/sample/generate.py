@@ -454,8 +454,9 @@ def _add_months(day: dt.date, months: int) -> dt.date:
 
 
 # ---------------------------------------------------------------------------------------------
-# credits and commitments (recorded by the billing system; pricing does not apply them yet, so
-# they change no invoice, Stripe object or reconciliation outcome)
+# credits and commitments: the billing system trues each invoice up to its minimum commitment
+# and draws prepaid credits down on it (`_apply_contracts`, the same rules as dbt, written
+# independently: docs/pricing.md)
 
 
 @dataclass(frozen=True)
@@ -784,6 +785,68 @@ def _rate_invoice(
     }
 
 
+def _ratio_half_even(num: int, den: int) -> int:
+    q, r = divmod(num, den)
+    if 2 * r > den or (2 * r == den and q % 2 == 1):
+        q += 1
+    return q
+
+
+def _apply_contracts(world: World, invoices: list[dict[str, Any]]) -> None:
+    """Add commitment true-up and credit lines to the invoices (sorted by account, period).
+
+    Commitment: the minimum (prorated by the days it covers the period, half-even) minus the
+    period's charges, when positive. Credits: valid for a period when granted before its end
+    and not expired by its start; each invoice draws up to its total from the credits expiring
+    first (never-expiring last), then the oldest grant, then the id."""
+    commitments = _commitments(world)
+    balances = {c.credit_id: c.amount_minor for c in _credits(world)}
+    credits = sorted(_credits(world), key=lambda c: (
+        c.expires_at or dt.datetime.max, c.granted_at, c.credit_id))
+    exp = CURRENCY_EXPONENT
+    for invoice in invoices:
+        month = dt.date.fromisoformat(invoice["period"] + "-01")
+        nxt = _next_month(month)
+        days = (nxt - month).days
+        account_id, currency = invoice["account_id"], invoice["currency"]
+        minimum = 0
+        for c in commitments:
+            if c.account_id != account_id or c.currency != currency:
+                continue
+            lo = max(c.starts_on, month)
+            hi = nxt if c.ends_on is None else min(c.ends_on, nxt)
+            if hi > lo:
+                minimum += _ratio_half_even(c.minimum_minor * (hi - lo).days, days)
+        net = sum(line["amount_minor"] for line in invoice["lines"])
+        if minimum > net:
+            invoice["lines"].append(_fixed_line("commitment", minimum - net, currency, exp))
+        demand = max(0, sum(line["amount_minor"] for line in invoice["lines"]))
+        start = dt.datetime.combine(month, dt.time())
+        end = dt.datetime.combine(nxt, dt.time())
+        for c in credits:
+            if c.account_id != account_id or c.currency != currency or demand == 0:
+                continue
+            if not (c.granted_at < end and (c.expires_at is None or c.expires_at > start)):
+                continue
+            draw = min(balances[c.credit_id], demand)
+            if draw > 0:
+                balances[c.credit_id] -= draw
+                demand -= draw
+                line = _fixed_line("credit", -draw, currency, exp)
+                line["key"] = f"credit:{c.credit_id}"
+                invoice["lines"].append(line)
+        invoice["total_minor"] = sum(line["amount_minor"] for line in invoice["lines"])
+
+
+def _fixed_line(category: str, amount_minor: int, currency: str, exp: dict[str, int]) -> dict[str, Any]:
+    return {
+        "category": category,
+        "quantity": 1,
+        "amount_decimal": format(Decimal(amount_minor).scaleb(-exp[currency]), "f"),
+        "amount_minor": amount_minor,
+    }
+
+
 @dataclass
 class Plants:
     """The faults to plant; chosen the same way whether or not they are applied."""
@@ -827,7 +890,11 @@ def _choose_plants(
             if account.account_id in used or account.account_id not in invoices_m:
                 continue
             invoice = invoices_m[account.account_id]
+            if invoice["total_minor"] <= 0:
+                continue
             for line in invoice["lines"][1:]:
+                if line["category"] not in CATEGORIES:
+                    continue
                 new_amount = _rerated(world, invoice, line["category"], _plus_13(line["quantity"]))
                 delta = Decimal(new_amount - line["amount_minor"]) / Decimal(invoice["total_minor"])
                 if best is None or delta > best[0]:
@@ -846,7 +913,7 @@ def _choose_plants(
                 continue
             invoice = invoices_m[account.account_id]
             for line in invoice["lines"][1:]:
-                if line["category"] in BYTE_CATEGORIES:
+                if line["category"] not in CATEGORIES or line["category"] in BYTE_CATEGORIES:
                     continue
                 new_amount = _rerated(world, invoice, line["category"], line["quantity"] + 1000)
                 if new_amount == line["amount_minor"]:
@@ -1026,7 +1093,7 @@ def _stripe_objects(
             )
             line_objects.append(
                 {
-                    "id": stripe_id("il", seed, account.account_id, period, category),
+                    "id": stripe_id("il", seed, account.account_id, period, line.get("key", category)),
                     "object": "line_item",
                     "amount": line["amount_minor"],
                     "currency": currency,
@@ -1492,6 +1559,12 @@ def _opt_ts_array(values: list[dt.datetime | None]) -> pa.Array:
 _PG_TYPES = {"DECIMAL(38,12)": "NUMERIC(38,12)"}
 
 
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us"), "DECIMAL(38,12)": pa.decimal128(38, 12),
+}
+
+
 def _billing_tables(world: World, counters: pd.DataFrame) -> dict[str, pa.Table]:
     accounts = world.accounts
     tables: dict[str, pa.Table] = {}
@@ -1521,6 +1594,7 @@ def _billing_tables(world: World, counters: pd.DataFrame) -> dict[str, pa.Table]
             "plan_id": [s.plan_id for s in subs],
             "started_at": _opt_ts_array([s.started_at for s in subs]),
             "ended_at": _opt_ts_array([s.ended_at for s in subs]),
+            "rounding_mode": pa.array([None] * len(subs), pa.string()),
         }
     )
     effective_from = min(PRICE_EFFECTIVE_FROM, dt.date(world.start.year, 1, 1))
@@ -1539,7 +1613,13 @@ def _billing_tables(world: World, counters: pd.DataFrame) -> dict[str, pa.Table]
             "category": [r[2] for r in rows],
             "effective_from": pa.array([effective_from] * len(rows), pa.date32()),
             "effective_to": pa.array([None] * len(rows), pa.date32()),
+            "pricing_model": pa.array(["graduated"] * len(rows), pa.string()),
             "included_quantity": pa.array([r[3] for r in rows], pa.int64()),
+            "reserved_quantity": pa.array([None] * len(rows), pa.int64()),
+            "reserved_unit_price_decimal": pa.array([None] * len(rows), pa.decimal128(38, 12)),
+            "spend_cap_minor": pa.array([None] * len(rows), pa.int64()),
+            "package_size": pa.array([None] * len(rows), pa.int64()),
+            "spike_multiplier": pa.array([None] * len(rows), pa.decimal128(38, 12)),
             "tier_start": pa.array([r[4] for r in rows], pa.int64()),
             "tier_end": pa.array([r[5] for r in rows], pa.int64()),
             "unit_price_decimal": pa.array([r[6] for r in rows], pa.decimal128(38, 12)),
@@ -1568,6 +1648,11 @@ def _billing_tables(world: World, counters: pd.DataFrame) -> dict[str, pa.Table]
             "ends_on": pa.array([c.ends_on for c in commitments], pa.date32()),
         }
     )
+    # the sample catalogue uses graduated tiers only: discounts and spike releases are empty
+    for name in ("discounts", "spike_releases"):
+        tables[name] = pa.table(
+            {col: pa.array([], _ARROW_TYPES[sql_type]) for col, sql_type in BILLING_TABLES[name]}
+        )
     day_values = counters["day"].to_numpy(dtype=np.int64)
     tables["usage_counters"] = pa.table(
         {
@@ -1709,6 +1794,7 @@ def generate(
             if invoice is not None:
                 expected.append(invoice)
     expected.sort(key=lambda inv: (inv["account_id"], inv["period"]))
+    _apply_contracts(world, expected)
     first_month = world.closed_months[0] if world.closed_months else None
     first_invoices = {
         inv["account_id"]: inv

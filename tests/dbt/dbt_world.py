@@ -133,31 +133,35 @@ PLANS = [
     ("p_jpy", "Team JP", "JPY", 500, *BILL_2),
 ]
 SUBSCRIPTIONS = [
-    ("s_a", "acc_a", "p_usd", "2024-01-01 00:00:00", N, *BILL_2),
-    # starts mid-January: no January invoice for acc_j
-    ("s_j", "acc_j", "p_jpy", "2024-01-15 00:00:00", N, *BILL_2),
+    # subscription_id, account, plan, started_at, ended_at, rounding_mode
+    ("s_a", "acc_a", "p_usd", "2024-01-01 00:00:00", N, N, *BILL_2),
+    # starts with February: no January invoice for acc_j
+    ("s_j", "acc_j", "p_jpy", "2024-02-01 00:00:00", N, "half_even", *BILL_2),
 ]
-# credit grants and minimum commitments, in both billing snapshots: staging only (pricing does
-# not apply them yet), so no mart below changes because of them
+# credit grants and minimum commitments, in both billing snapshots (the latest one counts)
 CREDITS = [
     # credit_id, account_id, currency, amount_minor, granted_at, expires_at, reason
-    ("cr_a", "acc_a", "USD", 5000, "2023-12-15 09:00:00", "2024-02-01 00:00:00", "promotional", *BILL_1),
-    ("cr_a", "acc_a", "USD", 5000, "2023-12-15 09:00:00", "2024-02-01 00:00:00", "promotional", *BILL_2),
-    ("cr_j", "acc_j", "JPY", 30000, "2024-01-20 12:00:00", N, "prepaid", *BILL_2),
+    # valid for January (issued without drawing it) and February; expired for March
+    ("cr_a", "acc_a", "USD", 5000, "2023-12-15 09:00:00", "2024-02-15 00:00:00", "promotional", *BILL_1),
+    ("cr_a", "acc_a", "USD", 5000, "2023-12-15 09:00:00", "2024-02-15 00:00:00", "promotional", *BILL_2),
+    # granted in March: only the March invoice can draw it
+    ("cr_j", "acc_j", "JPY", 30000, "2024-03-10 12:00:00", N, "prepaid", *BILL_2),
 ]
 COMMITMENTS = [
     # commitment_id, account_id, currency, minimum_minor, starts_on, ends_on
-    ("cm_a", "acc_a", "USD", 2500, "2024-01-01", "2025-01-01", *BILL_1),
-    ("cm_a", "acc_a", "USD", 2500, "2024-01-01", "2025-01-01", *BILL_2),
+    ("cm_a", "acc_a", "USD", 1020, "2024-01-01", "2025-01-01", *BILL_1),
+    ("cm_a", "acc_a", "USD", 1020, "2024-01-01", "2025-01-01", *BILL_2),
 ]
+G = "graduated"
 PRICE_BOOKS = [
-    # price_id, plan, category, from, to, included, tier_start, tier_end, unit price
-    ("pr_err_1", "p_usd", "error", "2024-01-01", N, 1000, 0, 500, Decimal("0.001"), *BILL_2),
-    ("pr_err_2", "p_usd", "error", "2024-01-01", N, 1000, 500, N, Decimal("0.0005"), *BILL_2),
-    ("pr_txn", "p_usd", "transaction", "2024-01-01", N, 0, 0, N, Decimal("0.0005"), *BILL_2),
-    ("pr_jerr", "p_jpy", "error", "2024-01-01", N, 0, 0, N, Decimal("0.05"), *BILL_2),
+    # price_id, plan, category, from, to, model, included, reserved, reserved price, spend cap,
+    # package size, spike multiplier, tier_start, tier_end, unit price
+    ("pr_err_1", "p_usd", "error", "2024-01-01", N, G, 1000, N, N, N, N, N, 0, 500, Decimal("0.001"), *BILL_2),
+    ("pr_err_2", "p_usd", "error", "2024-01-01", N, G, 1000, N, N, N, N, N, 500, N, Decimal("0.0005"), *BILL_2),
+    ("pr_txn", "p_usd", "transaction", "2024-01-01", N, "per_unit", 0, N, N, N, N, N, 0, N, Decimal("0.0005"), *BILL_2),
+    ("pr_jerr", "p_jpy", "error", "2024-01-01", N, G, 0, N, N, N, N, N, 0, N, Decimal("0.05"), *BILL_2),
     # a superseded price: ended before any period of ours starts
-    ("pr_old", "p_usd", "error", "2023-01-01", "2024-01-01", 0, 0, N, Decimal("9"), *BILL_2),
+    ("pr_old", "p_usd", "error", "2023-01-01", "2024-01-01", G, 0, N, N, N, N, N, 0, N, Decimal("9"), *BILL_2),
 ]
 USAGE_COUNTERS = [
     ("2024-01-10", "acc_a", "error", 1500, "2024-01-31 06:00:00", *BILL_1),
@@ -233,11 +237,15 @@ STRIPE_EVENTS = [
 ]
 
 PERIOD_LOCKS = [("2024-01", "2024-02-03 00:00:00", "sha-jan")]
-ISSUED_INVOICES = [("inv_acc_a_2024-01", "acc_a", "2024-01", "USD", 1050, 2)]
+ISSUED_INVOICES = [("inv_acc_a_2024-01", "acc_a", "2024-01", "USD", 1050, 2, 1, "h1", N, N)]
 ISSUED_INVOICE_LINES = [
-    ("inv_acc_a_2024-01:base_fee", "inv_acc_a_2024-01", "acc_a", "2024-01", "base_fee", "USD", 1, 1000),
+    # invoice_line_id, invoice, account, period, service_period, line_key, line_type, category,
+    # currency, quantity, amount_minor
+    ("inv_acc_a_2024-01:s_a|base_fee|flat_fee", "inv_acc_a_2024-01", "acc_a", "2024-01", "2024-01",
+     "s_a|base_fee|flat_fee", "flat_fee", "base_fee", "USD", 1, 1000),
     # 1500 errors, 1000 included, 500 billable at 0.001 = 0.50 USD
-    ("inv_acc_a_2024-01:error", "inv_acc_a_2024-01", "acc_a", "2024-01", "error", "USD", 1500, 50),
+    ("inv_acc_a_2024-01:s_a|error|usage", "inv_acc_a_2024-01", "acc_a", "2024-01", "2024-01",
+     "s_a|error|usage", "usage", "error", "USD", 1500, 50),
 ]
 
 # fmt: on
@@ -296,8 +304,8 @@ EXPECTED_BILLABLE_USAGE = {
     ("acc_a", "error", "2024-01"): (1700, 1000, 700, D("0.6"), 60, True),
     # 900 (latest of 02-10) + 400 (02-20; its copy quarantined) = 1300; 300 * 0.001 = 0.3 -> 30
     ("acc_a", "error", "2024-02"): (1300, 1000, 300, D("0.3"), 30, True),
-    # span has no price row on p_usd: kept, unpriced, 0
-    ("acc_a", "span", "2024-02"): (5000, 0, 5000, D("0"), 0, False),
+    # span has no price row on p_usd: kept, unpriced, nothing billed
+    ("acc_a", "span", "2024-02"): (5000, 0, 0, D("0"), 0, False),
     # 30 * 0.0005 = 0.015 USD = 1.5 cents -> half-even -> 2
     ("acc_a", "transaction", "2024-02"): (30, 0, 30, D("0.015"), 2, True),
     # 10 < 1000 included: zero billable
@@ -310,27 +318,36 @@ EXPECTED_BILLABLE_USAGE = {
 
 # invoice_line_id: (account, period, category, currency, quantity, amount_minor, locked, state)
 EXPECTED_INVOICE_LINES = {
-    "inv_acc_a_2024-01:base_fee": ("acc_a", "2024-01", "base_fee", "USD", 1, 1000, True, "issued"),
-    "inv_acc_a_2024-01:error": ("acc_a", "2024-01", "error", "USD", 1700, 60, True, "issued"),
-    "inv_acc_a_2024-02:base_fee": ("acc_a", "2024-02", "base_fee", "USD", 1, 1000, False, "draft"),
-    "inv_acc_a_2024-02:error": ("acc_a", "2024-02", "error", "USD", 1300, 30, False, "draft"),
-    "inv_acc_a_2024-02:span": ("acc_a", "2024-02", "span", "USD", 5000, 0, False, "draft"),
-    "inv_acc_a_2024-02:transaction": ("acc_a", "2024-02", "transaction", "USD", 30, 2, False, "draft"),
-    "inv_acc_a_2024-03:base_fee": ("acc_a", "2024-03", "base_fee", "USD", 1, 1000, False, "draft"),
-    "inv_acc_a_2024-03:error": ("acc_a", "2024-03", "error", "USD", 10, 0, False, "draft"),
-    "inv_acc_j_2024-02:base_fee": ("acc_j", "2024-02", "base_fee", "JPY", 1, 500, False, "draft"),
-    "inv_acc_j_2024-02:error": ("acc_j", "2024-02", "error", "JPY", 250, 12, False, "draft"),
-    "inv_acc_j_2024-03:base_fee": ("acc_j", "2024-03", "base_fee", "JPY", 1, 500, False, "draft"),
-    "inv_acc_j_2024-03:error": ("acc_j", "2024-03", "error", "JPY", 40, 2, False, "draft"),
+    # January is issued: its lines as issued (1500 / 50), never recomputed
+    "inv_acc_a_2024-01:s_a|base_fee|flat_fee": ("acc_a", "2024-01", "base_fee", "USD", 1, 1000, True, "issued"),
+    "inv_acc_a_2024-01:s_a|error|usage": ("acc_a", "2024-01", "error", "USD", 1500, 50, True, "issued"),
+    "inv_acc_a_2024-02:s_a|base_fee|flat_fee": ("acc_a", "2024-02", "base_fee", "USD", 1, 1000, False, "draft"),
+    "inv_acc_a_2024-02:s_a|error|usage": ("acc_a", "2024-02", "error", "USD", 1300, 30, False, "draft"),
+    "inv_acc_a_2024-02:s_a|span|usage": ("acc_a", "2024-02", "span", "USD", 5000, 0, False, "draft"),
+    "inv_acc_a_2024-02:s_a|transaction|usage": ("acc_a", "2024-02", "transaction", "USD", 30, 2, False, "draft"),
+    # January's late 200 errors: now 1700 / 60 against 1500 / 50 issued -> +200 units, +10 cents
+    "inv_acc_a_2024-02:adjustment|2024-01|s_a|error|usage": ("acc_a", "2024-02", "error", "USD", 200, 10, False, "draft"),
+    # cr_a (5000, valid until 02-15) covers all of February: 1000 + 30 + 0 + 2 + 10 = 1042
+    "inv_acc_a_2024-02:credit|cr_a": ("acc_a", "2024-02", "credit", "USD", 1, -1042, False, "draft"),
+    "inv_acc_a_2024-03:s_a|base_fee|flat_fee": ("acc_a", "2024-03", "base_fee", "USD", 1, 1000, False, "draft"),
+    "inv_acc_a_2024-03:s_a|error|usage": ("acc_a", "2024-03", "error", "USD", 10, 0, False, "draft"),
+    # March charges 1000 < minimum 1020 (January 1060 and February 1032 reach it)
+    "inv_acc_a_2024-03:commitment": ("acc_a", "2024-03", "commitment", "USD", 1, 20, False, "draft"),
+    "inv_acc_j_2024-02:s_j|base_fee|flat_fee": ("acc_j", "2024-02", "base_fee", "JPY", 1, 500, False, "draft"),
+    "inv_acc_j_2024-02:s_j|error|usage": ("acc_j", "2024-02", "error", "JPY", 250, 12, False, "draft"),
+    "inv_acc_j_2024-03:s_j|base_fee|flat_fee": ("acc_j", "2024-03", "base_fee", "JPY", 1, 500, False, "draft"),
+    "inv_acc_j_2024-03:s_j|error|usage": ("acc_j", "2024-03", "error", "JPY", 40, 2, False, "draft"),
+    # cr_j (granted 03-10) covers March: 500 + 2
+    "inv_acc_j_2024-03:credit|cr_j": ("acc_j", "2024-03", "credit", "JPY", 1, -502, False, "draft"),
 }
 
 # invoice_id: (account, period, currency, total_minor, line_count, state, period_start, period_end)
 EXPECTED_INVOICES = {
-    "inv_acc_a_2024-01": ("acc_a", "2024-01", "USD", 1060, 2, "issued", date(2024, 1, 1), date(2024, 2, 1)),
-    "inv_acc_a_2024-02": ("acc_a", "2024-02", "USD", 1032, 4, "draft", date(2024, 2, 1), date(2024, 3, 1)),
-    "inv_acc_a_2024-03": ("acc_a", "2024-03", "USD", 1000, 2, "draft", date(2024, 3, 1), date(2024, 4, 1)),
+    "inv_acc_a_2024-01": ("acc_a", "2024-01", "USD", 1050, 2, "issued", date(2024, 1, 1), date(2024, 2, 1)),
+    "inv_acc_a_2024-02": ("acc_a", "2024-02", "USD", 0, 6, "draft", date(2024, 2, 1), date(2024, 3, 1)),
+    "inv_acc_a_2024-03": ("acc_a", "2024-03", "USD", 1020, 3, "draft", date(2024, 3, 1), date(2024, 4, 1)),
     "inv_acc_j_2024-02": ("acc_j", "2024-02", "JPY", 512, 2, "draft", date(2024, 2, 1), date(2024, 3, 1)),
-    "inv_acc_j_2024-03": ("acc_j", "2024-03", "JPY", 502, 2, "draft", date(2024, 3, 1), date(2024, 4, 1)),
+    "inv_acc_j_2024-03": ("acc_j", "2024-03", "JPY", 0, 3, "draft", date(2024, 3, 1), date(2024, 4, 1)),
 }
 
 # (reason, account_id, category, day, quantity, _batch_id)
@@ -367,7 +384,7 @@ EXPECTED_INVOICE_TOTALS = {
     # issued 1050 (not the restated 1060) against Stripe's 1050
     ("acc_a", "2024-01"): (1050, 1050, 1, "matched"),
     # only a void invoice in Stripe; as_of 03-03 is not before 03-01 + 2 days
-    ("acc_a", "2024-02"): (1032, None, 0, "missing_in_stripe"),
+    ("acc_a", "2024-02"): (0, None, 0, "missing_in_stripe"),
     ("acc_j", "2024-02"): (512, 514, 1, "drift"),
     ("acc_j", "2024-01"): (None, 100, 1, "missing_in_computed"),
     ("acc_gone", "2024-01"): (None, 1000, 2, "duplicate_in_stripe"),

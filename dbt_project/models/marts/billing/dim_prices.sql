@@ -1,4 +1,5 @@
--- One row per price book row (plan, category, validity, tier) of the latest billing snapshot.
+-- One row per price book row (plan, category, validity, tier) of the latest billing snapshot:
+-- the catalogue as data (docs/pricing.md).
 with
 
 price_books as (
@@ -17,7 +18,13 @@ select
     price_books.category,
     price_books.effective_from,
     price_books.effective_to,
+    price_books.pricing_model,
     price_books.included_quantity,
+    price_books.reserved_quantity,
+    price_books.reserved_unit_price_decimal,
+    price_books.spend_cap_minor,
+    price_books.package_size,
+    price_books.spike_multiplier,
     price_books.tier_start,
     price_books.tier_end,
     price_books.unit_price_decimal

@@ -34,7 +34,7 @@ current_lines as (
     from {{ ref('fct_invoice_lines') }}
 ),
 
-computed_lines as (
+computed_line_rows as (
     select
         pairs.account_id,
         pairs.period,
@@ -60,6 +60,18 @@ computed_lines as (
             pairs.account_id = current_lines.account_id
             and pairs.period = current_lines.period
     where pairs.computed_source = 'current'
+),
+
+computed_lines as (
+    -- an invoice may hold several lines of one category (usage, reserved, adjustments)
+    select
+        account_id,
+        period,
+        category,
+        sum(quantity) as quantity,
+        sum(amount_minor) as amount_minor
+    from computed_line_rows
+    group by account_id, period, category
 ),
 
 stripe_lines as (

@@ -1,5 +1,8 @@
--- One row per account, locked billing period and invoice line category: the line as issued
--- against the line as computed now. A difference is late data (or a restatement) after close.
+-- One row per account, locked service period and invoice line category: what the issued
+-- invoices (not voided) billed for the period - its original lines plus any adjustment lines
+-- issued later - against the lines as computed now. A difference is late data or a
+-- retroactive change after close that no issued invoice has trued up yet (the adjustment is
+-- waiting on the next draft invoice). Credits are left out: they are drawn, never restated.
 with
 
 locks as (
@@ -7,15 +10,36 @@ locks as (
 ),
 
 issued_lines as (
-    select issued.*
+    select
+        issued.account_id,
+        issued.service_period as period,
+        issued.category,
+        min(issued.invoice_line_id) as invoice_line_id,
+        sum(issued.quantity) as quantity,
+        sum(issued.amount_minor) as amount_minor
     from {{ ref('stg_ledger__issued_invoice_lines') }} as issued
+    inner join {{ ref('stg_ledger__issued_invoices') }} as invoices
+        on issued.invoice_id = invoices.invoice_id
     inner join locks
         on issued.period = locks.period
+    where
+        invoices.voided_at is null
+        and issued.line_type <> 'credit'
+    group by issued.account_id, issued.service_period, issued.category
 ),
 
 current_lines as (
-    select * from {{ ref('fct_invoice_lines') }}
-    where is_period_locked
+    select
+        current_lines.account_id,
+        current_lines.period,
+        current_lines.category,
+        min(current_lines.current_line_id) as invoice_line_id,
+        sum(current_lines.quantity) as quantity,
+        sum(current_lines.amount_minor) as amount_minor
+    from {{ ref('int_invoice_lines_current') }} as current_lines
+    inner join locks
+        on current_lines.period = locks.period
+    group by current_lines.account_id, current_lines.period, current_lines.category
 ),
 
 joined as (

@@ -1,0 +1,2 @@
+-- Rows of the latest loaded billing batch of credits (a full snapshot each night).
+{{ latest_snapshot_rows('stg_billing__credits') }}
