@@ -17,6 +17,10 @@ def test_bench_runs_duckdb(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_bench_runs_postgres(tmp_path: Path, pg_url: str) -> None:
-    out = main(["--rows", "10000", "--files", "2", "--sample-rows", "500", "--pg", pg_url,
-                "--dir", str(tmp_path)])
-    assert out["postgres"]["sample_rows"] == 500
+    args = "--rows 1000 --files 2 --pg-rows 3000 --pg-repeat 1".split()
+    out = main([*args, "--pg", pg_url, "--dir", str(tmp_path)])
+    pg = out["postgres"]
+    assert pg["rows"] == 3000  # independent of --rows
+    assert pg["copy_format"] == "binary"  # the metering rows take the binary COPY path
+    assert pg["tables_identical"] is True  # COPY, CSV COPY and executemany loaded the same rows
+    assert isinstance(pg["target_copy_20x_faster"], bool)
