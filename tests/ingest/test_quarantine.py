@@ -91,6 +91,10 @@ def test_billing_currency_and_keys(conn: Connection) -> None:
     prices = pa.table({
         "price_id": ["pr1"], "plan_id": ["p1"], "category": ["error"],
         "effective_from": pa.array([DAY.date()], pa.date32()), "effective_to": pa.array([None], pa.date32()),
+        "pricing_model": ["graduated"], "reserved_quantity": pa.array([None], pa.int64()),
+        "reserved_unit_price_decimal": pa.array([None], pa.decimal128(38, 12)),
+        "spend_cap_minor": pa.array([None], pa.int64()), "package_size": pa.array([None], pa.int64()),
+        "spike_multiplier": pa.array([None], pa.decimal128(38, 12)),
         "included_quantity": [0], "tier_start": [0], "tier_end": pa.array([None], pa.int64()),
         "unit_price_decimal": pa.array([Decimal("0.000000000251")], pa.decimal128(38, 12)),
     })
@@ -147,6 +151,10 @@ def test_float_money_is_refused(conn: Connection) -> None:
     prices = pa.table({
         "price_id": ["pr1"], "plan_id": ["p1"], "category": ["error"],
         "effective_from": pa.array([DAY.date()], pa.date32()), "effective_to": pa.array([None], pa.date32()),
+        "pricing_model": ["graduated"], "reserved_quantity": pa.array([None], pa.int64()),
+        "reserved_unit_price_decimal": pa.array([None], pa.decimal128(38, 12)),
+        "spend_cap_minor": pa.array([None], pa.int64()), "package_size": pa.array([None], pa.int64()),
+        "spike_multiplier": pa.array([None], pa.decimal128(38, 12)),
         "included_quantity": [0], "tier_start": [0], "tier_end": pa.array([None], pa.int64()),
         "unit_price_decimal": [0.1],
     })
