@@ -233,7 +233,10 @@ select
         as over_budget_quantity,
     amount_decimal,
     reserved_amount_decimal,
-    {{ round_minor('amount_decimal * minor_unit_factor', "coalesce(rounding_mode, 'half_even')") }} as amount_minor,
-    {{ round_minor('reserved_amount_decimal * minor_unit_factor', "coalesce(rounding_mode, 'half_even')") }}
-        as reserved_amount_minor
+    -- no minor-unit factor only on unpriced rows (unknown currency), whose amounts are 0: 0, not NULL
+    {{ round_minor('amount_decimal * coalesce(minor_unit_factor, 0)', "coalesce(rounding_mode, 'half_even')") }}
+        as amount_minor,
+    {{ round_minor(
+        'reserved_amount_decimal * coalesce(minor_unit_factor, 0)', "coalesce(rounding_mode, 'half_even')"
+    ) }} as reserved_amount_minor
 from rated
