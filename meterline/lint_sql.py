@@ -22,6 +22,11 @@ def main() -> int:
         (Path(tmp) / "profiles.yml").write_text(profile_yaml(target), encoding="utf-8")
         env = {**os.environ, "DBT_PROFILES_DIR": tmp}
         sqlfluff = Path(sys.executable).parent / "sqlfluff"
+        if sys.argv[1:2] == ["fix"]:  # `python -m meterline.lint_sql fix PATH...`
+            return subprocess.call(
+                [str(sqlfluff), "fix", *sys.argv[2:], "--disable-progress-bar", "--processes=2"],
+                cwd=root, env=env,
+            )
         return subprocess.call(
             [str(sqlfluff), "lint", "dbt_project/models", "dbt_project/tests",
              "--disable-progress-bar", "--nofail" if os.environ.get("METERLINE_SQLFLUFF_NOFAIL") else "--processes=2"],

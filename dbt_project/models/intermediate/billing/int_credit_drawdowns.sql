@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 -- Prepaid credits drawn down across the draft invoices, one row per credit and draft period.
 -- A credit applies to an invoice of its account, in its currency, whose service period overlaps
 -- its validity [granted_at, expires_at); what is left when it expires is forfeited. Its balance
@@ -114,14 +115,18 @@ drawdown (credit_id, account_id, expiry_order, granted_at, period_index, balance
         start_balance as balance_before,
         cast(
             case
-                when is_eligible then least(
-                    start_balance,
-                    greatest(0, demand_minor - coalesce(sum(case when is_eligible then start_balance else 0 end) over (
-                        partition by account_id
-                        order by expiry_order, granted_at, credit_id
-                        rows between unbounded preceding and 1 preceding
-                    ), 0))
-                )
+                when is_eligible
+                    then least(
+                            start_balance,
+                            greatest(
+                                0,
+                                demand_minor - coalesce(sum(case when is_eligible then start_balance else 0 end) over (
+                                    partition by account_id
+                                    order by expiry_order, granted_at, credit_id
+                                    rows between unbounded preceding and 1 preceding
+                                ), 0)
+                            )
+                        )
                 else 0
             end
             as {{ dbt.type_bigint() }}
@@ -138,16 +143,19 @@ drawdown (credit_id, account_id, expiry_order, granted_at, period_index, balance
         cast(drawdown.balance_before - drawdown.draw as {{ dbt.type_bigint() }}) as balance_before,
         cast(
             case
-                when credit_periods.is_eligible then least(
-                    drawdown.balance_before - drawdown.draw,
-                    greatest(0, credit_periods.demand_minor - coalesce(sum(
-                        case when credit_periods.is_eligible then drawdown.balance_before - drawdown.draw else 0 end
-                    ) over (
-                        partition by drawdown.account_id
-                        order by drawdown.expiry_order, drawdown.granted_at, drawdown.credit_id
-                        rows between unbounded preceding and 1 preceding
-                    ), 0))
-                )
+                when credit_periods.is_eligible
+                    then least(
+                            drawdown.balance_before - drawdown.draw,
+                            greatest(0, credit_periods.demand_minor - coalesce(sum(
+                                case
+                                    when credit_periods.is_eligible then drawdown.balance_before - drawdown.draw else 0
+                                end
+                            ) over (
+                                partition by drawdown.account_id
+                                order by drawdown.expiry_order, drawdown.granted_at, drawdown.credit_id
+                                rows between unbounded preceding and 1 preceding
+                            ), 0))
+                        )
                 else 0
             end
             as {{ dbt.type_bigint() }}

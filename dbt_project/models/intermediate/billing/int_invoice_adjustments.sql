@@ -89,7 +89,7 @@ targeted as (
         min(open_periods.period) as target_period
     from deltas
     left join open_periods
-        on open_periods.period > deltas.service_period
+        on deltas.service_period < open_periods.period
     where deltas.quantity <> 0 or deltas.amount_minor <> 0
     group by deltas.account_id, deltas.service_period, deltas.line_key
 )

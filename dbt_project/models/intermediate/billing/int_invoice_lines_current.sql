@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 -- Every invoice line as computed now from current data, for every billing period (issued or
 -- not): what each service period should bill. One row per account, period and line_key.
 --   flat_fee            per subscription segment: base_fee_minor * segment_days / period_days
@@ -127,7 +128,7 @@ discount_windows as (
         account_periods.account_id,
         account_periods.period,
         account_periods.currency,
-        {{ dbt.datediff('account_periods.period_start', 'account_periods.period_end', 'day') }} as period_days,
+        {{ dbt.datediff('account_periods.period_start', 'account_periods.period_end', 'day') }}             as period_days,
         {{ dbt.datediff(
             "case when discounts.valid_from > account_periods.period_start then discounts.valid_from else account_periods.period_start end",
             "case when discounts.valid_to is not null and discounts.valid_to < account_periods.period_end then discounts.valid_to else account_periods.period_end end",
@@ -182,17 +183,20 @@ discount_amounts as (
     select
         discount_bases.*,
         case
-            when percent_off is not null then
-                {{ round_div('percent_off * eligible_minor * overlap_days', '100 * period_days', 'rounding_mode') }}
-            when amount_off_minor is not null and discount_currency = currency then
-                least(
-                    eligible_minor,
-                    {{ round_div('amount_off_minor * overlap_days', 'period_days', 'rounding_mode') }}
-                )
+            when discount_bases.percent_off is not null
+                then
+                    {{ round_div('percent_off * eligible_minor * overlap_days', '100 * period_days', 'rounding_mode') }}
+            when discount_bases.amount_off_minor is not null
+                and discount_bases.discount_currency = discount_bases.currency
+                then
+                    least(
+                        discount_bases.eligible_minor,
+                        {{ round_div('amount_off_minor * overlap_days', 'period_days', 'rounding_mode') }}
+                    )
             else 0
         end as discount_minor
     from discount_bases
-    where eligible_minor > 0
+    where discount_bases.eligible_minor > 0
 ),
 
 discount_lines as (
@@ -247,9 +251,17 @@ net_charges as (
         period,
         sum(amount_minor) as net_minor
     from (
-        select account_id, period, amount_minor from charges
+        select
+            account_id,
+            period,
+            amount_minor
+        from charges
         union all
-        select account_id, period, amount_minor from discount_lines
+        select
+            account_id,
+            period,
+            amount_minor
+        from discount_lines
     ) as priced
     group by account_id, period
 ),

@@ -45,21 +45,32 @@ matched as (
 checked as (
     select
         matched.*,
-        count(*) over (partition by subscription_period_key, category) as tier_count,
+        count(*) over (partition by matched.subscription_period_key, matched.category) as tier_count,
         case
-            when max(pricing_model) over (partition by subscription_period_key, category)
-                = min(pricing_model) over (partition by subscription_period_key, category)
+            when max(matched.pricing_model) over (partition by matched.subscription_period_key, matched.category)
+                = min(matched.pricing_model) over (partition by matched.subscription_period_key, matched.category)
                 then 1
             else 2
         end as model_variants,
-        max(included_quantity) over (partition by subscription_period_key, category)
-        - min(included_quantity) over (partition by subscription_period_key, category) as included_spread,
-        max(reserved_quantity) over (partition by subscription_period_key, category)
-        - min(reserved_quantity) over (partition by subscription_period_key, category) as reserved_spread,
-        sum(case when tier_start is null or tier_start < 0 or (tier_end is not null and tier_end <= tier_start)
-            or unit_price_decimal is null or unit_price_decimal < 0 then 1 else 0 end)
-            over (partition by subscription_period_key, category) as bad_tiers,
-        min(tier_start) over (partition by subscription_period_key, category) as first_tier_start
+        max(matched.included_quantity) over (partition by matched.subscription_period_key, matched.category)
+        - min(matched.included_quantity)
+            over (partition by matched.subscription_period_key, matched.category)
+            as included_spread,
+        max(matched.reserved_quantity) over (partition by matched.subscription_period_key, matched.category)
+        - min(matched.reserved_quantity)
+            over (partition by matched.subscription_period_key, matched.category)
+            as reserved_spread,
+        sum(
+            case when matched.tier_start is null
+                    or matched.tier_start < 0
+                    or (matched.tier_end is not null and matched.tier_end <= matched.tier_start)
+                    or matched.unit_price_decimal is null or matched.unit_price_decimal < 0 then 1
+                else 0
+            end)
+            over (partition by matched.subscription_period_key, matched.category) as bad_tiers,
+        min(matched.tier_start)
+            over (partition by matched.subscription_period_key, matched.category)
+            as first_tier_start
     from matched
 )
 

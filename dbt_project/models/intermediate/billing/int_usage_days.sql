@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 -- Accepted usage per account, category and UTC day (latest version of every hour), with spike
 -- protection applied. Where the price set of the subscription covering the day has a
 -- spike_multiplier N and the series has a full trailing baseline (it has existed for the

@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 -- Rating: one row per account, category, billing period and subscription segment.
 --
 --   included  = round_half_even(included_quantity * segment_days / period_days)   (prorated)
@@ -32,12 +33,16 @@ quantities as (
     select
         inputs.*,
         currencies.minor_unit_factor,
-        case when inputs.unpriced_reason is null then
-            {{ round_div('inputs.included_quantity * inputs.segment_days', 'inputs.period_days') }}
-        else 0 end as included_prorated,
-        case when inputs.unpriced_reason is null then
-            {{ round_div('inputs.reserved_quantity * inputs.segment_days', 'inputs.period_days') }}
-        else 0 end as reserved_prorated
+        case when inputs.unpriced_reason is null
+                then
+                    {{ round_div('inputs.included_quantity * inputs.segment_days', 'inputs.period_days') }}
+            else 0
+        end as included_prorated,
+        case when inputs.unpriced_reason is null
+                then
+                    {{ round_div('inputs.reserved_quantity * inputs.segment_days', 'inputs.period_days') }}
+            else 0
+        end as reserved_prorated
     from inputs
     left join currencies
         on inputs.currency = currencies.currency
@@ -84,22 +89,25 @@ tier_affordable as (
     select
         rating_key,
         case
-            when pricing_model in ('per_unit', 'graduated') and cost_before_tier_minor <= spend_cap_minor then
-                case
-                    when unit_price_decimal = 0 then coalesce(tier_end, on_demand_quantity)
-                    else least(
-                        coalesce(tier_end, on_demand_quantity),
-                        tier_start + {{ floor_div('spend_cap_minor - cost_before_tier_minor', 'unit_price_decimal * minor_unit_factor') }}
-                    )
-                end
-            when pricing_model = 'volume' then
-                case
-                    when unit_price_decimal = 0 then coalesce(tier_end - 1, on_demand_quantity)
-                    else least(
-                        coalesce(tier_end - 1, on_demand_quantity),
-                        {{ floor_div('spend_cap_minor', 'unit_price_decimal * minor_unit_factor') }}
-                    )
-                end
+            when pricing_model in ('per_unit', 'graduated') and cost_before_tier_minor <= spend_cap_minor
+                then
+                    case
+                        when unit_price_decimal = 0 then coalesce(tier_end, on_demand_quantity)
+                        else least(
+                                coalesce(tier_end, on_demand_quantity),
+                                tier_start
+                                + {{ floor_div('spend_cap_minor - cost_before_tier_minor', 'unit_price_decimal * minor_unit_factor') }}
+                            )
+                    end
+            when pricing_model = 'volume'
+                then
+                    case
+                        when unit_price_decimal = 0 then coalesce(tier_end - 1, on_demand_quantity)
+                        else least(
+                                coalesce(tier_end - 1, on_demand_quantity),
+                                {{ floor_div('spend_cap_minor', 'unit_price_decimal * minor_unit_factor') }}
+                            )
+                    end
             when pricing_model = 'package' then
                 case
                     when unit_price_decimal = 0 then on_demand_quantity
@@ -139,20 +147,23 @@ tier_amounts as (
         billed.rating_key,
         cast(
             case
-                when billed.pricing_model in ('per_unit', 'graduated') then
-                    greatest(
-                        0,
-                        least(billed.billed_quantity, coalesce(tiers.tier_end, billed.billed_quantity)) - tiers.tier_start
-                    ) * tiers.unit_price_decimal
-                when billed.pricing_model = 'volume' then
-                    case
-                        when
-                            billed.billed_quantity > 0
-                            and billed.billed_quantity >= tiers.tier_start
-                            and (tiers.tier_end is null or billed.billed_quantity < tiers.tier_end)
-                            then billed.billed_quantity * tiers.unit_price_decimal
-                        else 0
-                    end
+                when billed.pricing_model in ('per_unit', 'graduated')
+                    then
+                        greatest(
+                            0,
+                            least(billed.billed_quantity, coalesce(tiers.tier_end, billed.billed_quantity))
+                            - tiers.tier_start
+                        ) * tiers.unit_price_decimal
+                when billed.pricing_model = 'volume'
+                    then
+                        case
+                            when
+                                billed.billed_quantity > 0
+                                and billed.billed_quantity >= tiers.tier_start
+                                and (tiers.tier_end is null or billed.billed_quantity < tiers.tier_end)
+                                then billed.billed_quantity * tiers.unit_price_decimal
+                            else 0
+                        end
                 when billed.pricing_model = 'package' then
                     {{ floor_div('billed.billed_quantity + billed.package_size - 1', 'billed.package_size') }}
                     * tiers.unit_price_decimal
@@ -197,8 +208,9 @@ rated as (
         cast(coalesce(amounts.amount_decimal, 0) as {{ money_type() }}) as amount_decimal,
         cast(
             case when billed.unpriced_reason is null
-                then billed.reserved_prorated * coalesce(billed.reserved_unit_price_decimal, 0)
-            else 0 end
+                    then billed.reserved_prorated * coalesce(billed.reserved_unit_price_decimal, 0)
+                else 0
+            end
             as {{ money_type() }}
         ) as reserved_amount_decimal
     from billed

@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 -- What rating needs, one row per account, category, billing period and subscription segment:
 -- the segment's usage, its price set's per-category terms, and why it cannot be priced, if so.
 -- Rows: every usage segment, plus every (subscription period, category) whose price set

@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 -- One row per invoice line, for every account and billing period: what was billed (issued
 -- periods, straight from the ledger, never recomputed) or what will be billed (draft periods:
 -- the lines computed now, the adjustments for issued periods that land on this invoice, and the

@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 -- One row per invoice (account and billing period): total = sum of its rounded lines. State:
 -- draft (not issued yet, restated every night), issued or void (from the ledger). version: an
 -- issued invoice keeps the version it was issued with; a draft's version goes up each time a

@@ -1,3 +1,4 @@
+-- noqa: disable=RF03,RF04,LT05
 with
 
 source as (
