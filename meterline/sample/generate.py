@@ -912,6 +912,8 @@ def _choose_plants(
             if account.account_id in used or account.account_id not in invoices_m:
                 continue
             invoice = invoices_m[account.account_id]
+            if invoice["total_minor"] <= 0:  # covered by credits: no relative move to score
+                continue
             for line in invoice["lines"][1:]:
                 if line["category"] not in CATEGORIES or line["category"] in BYTE_CATEGORIES:
                     continue

@@ -125,7 +125,8 @@ def test_sqlalchemy_sqlite_gives_the_same_raw(world: Path, reference: dict, tmp_
     for name, file in [("usage_hourly", "metering"), ("accounts", "billing"), ("plans", "billing"),
                        ("subscriptions", "billing"), ("price_books", "billing"),
                        ("usage_counters", "billing"), ("credits", "billing"),
-                       ("commitments", "billing")]:
+                       ("commitments", "billing"), ("discounts", "billing"),
+                       ("spike_releases", "billing")]:
         con = duckdb.connect(str(world / "sources" / f"{file}.duckdb"), read_only=True)
         cur = con.execute(f"SELECT * FROM {name}")
         cols = [d[0] for d in cur.description]

@@ -263,7 +263,9 @@ def test_tables_follow_the_source_contract(world: Path) -> None:
         schema = "m" if table in METERING_TABLES else "b"
         described = con.execute(f"describe {schema}.{table}").fetchall()
         assert [(r[0], r[1]) for r in described] == columns, table
-        assert con.execute(f"select count(*) from {schema}.{table}").fetchone()[0] > 0
+        # the sample catalogue has no discounts and no spike protection: those tables are empty
+        if table not in ("discounts", "spike_releases"):
+            assert con.execute(f"select count(*) from {schema}.{table}").fetchone()[0] > 0
 
 
 def test_accounts_plans_subscriptions(world: Path) -> None:
@@ -553,15 +555,21 @@ def test_expected_invoices_follow_the_rating_rules(world: Path) -> None:
     expected = [inv for inv in expected_invoices(world) if inv["period"] == PERIOD]
     assert len(expected) == ACCOUNTS
     for inv in expected:
+        # commitment and credit lines are checked in test_expected_invoices_apply_credits_...
+        contract = [line for line in inv["lines"] if line["category"] in ("commitment", "credit")]
         lines = {
-            line["category"]: (line["quantity"], line["amount_minor"]) for line in inv["lines"]
+            line["category"]: (line["quantity"], line["amount_minor"])
+            for line in inv["lines"]
+            if line not in contract
         }
         assert lines.pop("base_fee") == (1, fees[inv["plan_id"]])
         assert inv["plan_id"] == plan_of[inv["account_id"]]
         assert lines == computed[inv["account_id"]]
-        assert inv["total_minor"] == fees[inv["plan_id"]] + sum(a for _, a in lines.values())
+        assert inv["total_minor"] == fees[inv["plan_id"]] + sum(a for _, a in lines.values()) + sum(
+            line["amount_minor"] for line in contract
+        )
         for line in inv["lines"]:
-            if line["category"] != "base_fee":
+            if line["category"] not in ("base_fee", "commitment", "credit"):
                 exact = Decimal(line["amount_decimal"]).scaleb(EXPONENT[inv["currency"]])
                 assert line["amount_minor"] == int(exact.quantize(Decimal(1), ROUND_HALF_EVEN))
 
