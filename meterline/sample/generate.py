@@ -1164,7 +1164,7 @@ def _stripe_objects(
             "total_taxes": [],
         }
         stripe_invoices.append(invoice)
-        if paid:
+        if paid and total > 0:  # Stripe settles a zero invoice (credits cover it) without a charge
             charge_id = stripe_id("ch", seed, invoice_id)
             txn_id = stripe_id("txn", seed, charge_id)
             charges.append(
