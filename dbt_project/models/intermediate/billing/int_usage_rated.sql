@@ -13,6 +13,8 @@
 --   cost(q) * minor_unit_factor <= C; the rest is over_budget_quantity, reported, never billed.
 --   usage amount   = cost(billed) exact, rounded once to minor units by the contract's mode
 --   reserved amount = reserved * reserved_unit_price, rounded once the same way.
+--   An unpriced row (unpriced_reason set, including a volume quantity outside every tier) bills
+--   nothing: included, reserved, billed, over_budget and both amounts are 0.
 -- No division of money anywhere: quotients go through the exact floor_div / round_div macros.
 with
 
@@ -194,9 +196,10 @@ amounts as (
     group by rating_key
 ),
 
-rated as (
+classified as (
     select
         billed.*,
+        coalesce(amounts.amount_decimal, 0) as tier_amount_sum,
         case
             when billed.unpriced_reason is null
                 and billed.pricing_model = 'volume'
@@ -204,18 +207,33 @@ rated as (
                 and coalesce(amounts.volume_tiers_hit, 0) = 0
                 then 'quantity_outside_tiers'
             else billed.unpriced_reason
-        end as final_unpriced_reason,
-        cast(coalesce(amounts.amount_decimal, 0) as {{ money_type() }}) as amount_decimal,
+        end as final_unpriced_reason
+    from billed
+    left join amounts
+        on billed.rating_key = amounts.rating_key
+),
+
+-- an unpriced row bills nothing, whatever made it unpriced (also a volume quantity found outside
+-- the tiers only here): no allowance, no reserved volume, no amount (docs/pricing.md rule 8)
+rated as (
+    select
+        classified.*,
+        case when classified.final_unpriced_reason is null then classified.included_prorated else 0 end
+            as final_included_quantity,
+        case when classified.final_unpriced_reason is null then classified.reserved_prorated else 0 end
+            as final_reserved_quantity,
         cast(
-            case when billed.unpriced_reason is null
-                    then billed.reserved_prorated * coalesce(billed.reserved_unit_price_decimal, 0)
+            case when classified.final_unpriced_reason is null then classified.tier_amount_sum else 0 end
+            as {{ money_type() }}
+        ) as amount_decimal,
+        cast(
+            case when classified.final_unpriced_reason is null
+                    then classified.reserved_prorated * coalesce(classified.reserved_unit_price_decimal, 0)
                 else 0
             end
             as {{ money_type() }}
         ) as reserved_amount_decimal
-    from billed
-    left join amounts
-        on billed.rating_key = amounts.rating_key
+    from classified
 )
 
 select
@@ -237,8 +255,8 @@ select
     spike_quantity,
     held_quantity,
     rated_quantity,
-    included_prorated as included_quantity,
-    reserved_prorated as reserved_quantity,
+    final_included_quantity as included_quantity,
+    final_reserved_quantity as reserved_quantity,
     on_demand_quantity,
     case when final_unpriced_reason is null then billed_quantity else 0 end as billed_quantity,
     case when final_unpriced_reason is null then on_demand_quantity - billed_quantity else 0 end
