@@ -6,6 +6,9 @@ expected value below is computed by hand in the comments, never read back from a
 Timeline: January 2024 is locked (issued), February and March are drafts.
 Loaded metering batches end at 2024-03-03 00:00, so as_of = 2024-03-03 (a failed batch that
 ends later does not count); late window = 3 days, so usage days >= 2024-02-29 are pending.
+
+Spike protection: acc_a's `replay` usage (priced with spike_multiplier 2) spikes on 2024-02-08
+and 2024-02-09; only 02-09 is released, so 02-08's excess stays held (EXPECTED_SPIKE_DAYS).
 """
 
 from __future__ import annotations
@@ -109,6 +112,18 @@ METERING_ROWS = [
     ("2024-02-15 00:00:00", "acc_a", "prj1", "transaction", "accepted", 30, "2024-02-15 01:00:00", *M_0301),
     ("2024-02-15 00:00:00", "acc_a", "prj1", "transaction", "filtered", 99, "2024-02-15 01:00:00", *M_0301),
     ("2024-02-05 00:00:00", "acc_j", "pj", "error", "accepted", 250, "2024-02-05 01:00:00", *M_0301),
+    # spike protection, acc_a replay (price pr_replay: spike multiplier 2, baseline 7 days):
+    # a steady 100 a day from 02-01 (101 on 02-07), then 350 on 02-08 (two hours) and 400 on 02-09
+    ("2024-02-01 12:00:00", "acc_a", "prj1", "replay", "accepted", 100, "2024-02-01 13:00:00", *M_0301),
+    ("2024-02-02 12:00:00", "acc_a", "prj1", "replay", "accepted", 100, "2024-02-02 13:00:00", *M_0301),
+    ("2024-02-03 12:00:00", "acc_a", "prj1", "replay", "accepted", 100, "2024-02-03 13:00:00", *M_0301),
+    ("2024-02-04 12:00:00", "acc_a", "prj1", "replay", "accepted", 100, "2024-02-04 13:00:00", *M_0301),
+    ("2024-02-05 12:00:00", "acc_a", "prj1", "replay", "accepted", 100, "2024-02-05 13:00:00", *M_0301),
+    ("2024-02-06 12:00:00", "acc_a", "prj1", "replay", "accepted", 100, "2024-02-06 13:00:00", *M_0301),
+    ("2024-02-07 12:00:00", "acc_a", "prj1", "replay", "accepted", 101, "2024-02-07 13:00:00", *M_0301),
+    ("2024-02-08 10:00:00", "acc_a", "prj1", "replay", "accepted", 200, "2024-02-08 11:00:00", *M_0301),
+    ("2024-02-08 11:00:00", "acc_a", "prj1", "replay", "accepted", 150, "2024-02-08 12:00:00", *M_0301),
+    ("2024-02-09 12:00:00", "acc_a", "prj1", "replay", "accepted", 400, "2024-02-09 13:00:00", *M_0301),
     # bad input
     ("2024-02-16 00:00:00", N, "prj1", "error", "accepted", 5, "2024-02-16 01:00:00", *M_0301),
     ("2024-02-16 00:00:00", "acc_gone", "prj9", "error", "accepted", 7, "2024-02-16 01:00:00", *M_0301),
@@ -160,6 +175,8 @@ PRICE_BOOKS = [
     ("pr_err_2", "p_usd", "error", "2024-01-01", N, G, 1000, N, N, N, N, N, 500, N, Decimal("0.0005"), *BILL_2),
     ("pr_txn", "p_usd", "transaction", "2024-01-01", N, "per_unit", 0, N, N, N, N, N, 0, N, Decimal("0.0005"), *BILL_2),
     ("pr_jerr", "p_jpy", "error", "2024-01-01", N, G, 0, N, N, N, N, N, 0, N, Decimal("0.05"), *BILL_2),
+    # replay: 1000 included, then 0.02 a unit; spike protection at 2x the trailing 7-day average
+    ("pr_replay", "p_usd", "replay", "2024-01-01", N, "per_unit", 1000, N, N, N, N, Decimal("2"), 0, N, Decimal("0.02"), *BILL_2),
     # a superseded price: ended before any period of ours starts
     ("pr_old", "p_usd", "error", "2023-01-01", "2024-01-01", G, 0, N, N, N, N, N, 0, N, Decimal("9"), *BILL_2),
 ]
@@ -174,6 +191,25 @@ USAGE_COUNTERS = [
     ("2024-02-07", "acc_j", "error", 10, "2024-02-07 02:00:00", *BILL_1),
     ("2024-03-02", "acc_a", "error", 8, "2024-03-02 07:00:00", *BILL_2),
     # no counter for acc_a error 2024-02-20 (dropped) nor acc_j error 2024-03-01
+    # billing counts acc_a's replay days exactly as metering (held or not, usage is usage)
+    ("2024-02-01", "acc_a", "replay", 100, "2024-02-02 00:00:00", *BILL_1),
+    ("2024-02-02", "acc_a", "replay", 100, "2024-02-03 00:00:00", *BILL_1),
+    ("2024-02-03", "acc_a", "replay", 100, "2024-02-04 00:00:00", *BILL_1),
+    ("2024-02-04", "acc_a", "replay", 100, "2024-02-05 00:00:00", *BILL_1),
+    ("2024-02-05", "acc_a", "replay", 100, "2024-02-06 00:00:00", *BILL_1),
+    ("2024-02-06", "acc_a", "replay", 100, "2024-02-07 00:00:00", *BILL_1),
+    ("2024-02-07", "acc_a", "replay", 101, "2024-02-08 00:00:00", *BILL_1),
+    ("2024-02-08", "acc_a", "replay", 350, "2024-02-09 00:00:00", *BILL_1),
+    ("2024-02-09", "acc_a", "replay", 400, "2024-02-10 00:00:00", *BILL_1),
+]
+# spike releases, a full snapshot each night (the latest billing batch that has rows counts):
+# bill_1 released both spike days, bill_2 (the latest) keeps only 02-09: 02-08's release was
+# withdrawn, so 02-08 stays held
+SPIKE_RELEASES = [
+    # account_id, category, day, released_at, released_by
+    ("acc_a", "replay", "2024-02-08", "2024-02-12 09:00:00", "ops@example.com", *BILL_1),
+    ("acc_a", "replay", "2024-02-09", "2024-02-12 09:05:00", "ops@example.com", *BILL_1),
+    ("acc_a", "replay", "2024-02-09", "2024-02-12 09:05:00", "ops@example.com", *BILL_2),
 ]
 
 STRIPE_CUSTOMERS = [
@@ -271,6 +307,7 @@ def world_sql() -> list[str]:
         ("raw", "billing_usage_counters", USAGE_COUNTERS),
         ("raw", "billing_credits", CREDITS),
         ("raw", "billing_commitments", COMMITMENTS),
+        ("raw", "billing_spike_releases", SPIKE_RELEASES),
         ("raw", "quarantine", INGEST_QUARANTINE),
         ("raw", "stripe_customers", STRIPE_CUSTOMERS),
         ("raw", "stripe_invoices", STRIPE_INVOICES),
@@ -308,12 +345,42 @@ EXPECTED_BILLABLE_USAGE = {
     ("acc_a", "span", "2024-02"): (5000, 0, 0, D("0"), 0, False),
     # 30 * 0.0005 = 0.015 USD = 1.5 cents -> half-even -> 2
     ("acc_a", "transaction", "2024-02"): (30, 0, 30, D("0.015"), 2, True),
+    # replay: metered 6 * 100 + 101 + 350 + 400 = 1451; held 150 (02-08, see EXPECTED_SPIKE_DAYS);
+    # on-demand = 1451 - 150 - 1000 included = 301; 301 * 0.02 = 6.02 USD -> 602
+    ("acc_a", "replay", "2024-02"): (1451, 1000, 301, D("6.02"), 602, True),
     # 10 < 1000 included: zero billable
     ("acc_a", "error", "2024-03"): (10, 1000, 0, D("0"), 0, True),
     # 250 * 0.05 = 12.5 JPY -> half-even -> 12
     ("acc_j", "error", "2024-02"): (250, 0, 250, D("12.5"), 12, True),
     # 40 * 0.05 = 2 JPY
     ("acc_j", "error", "2024-03"): (40, 0, 40, D("2"), 2, True),
+}
+
+# (account, category, period): (spike_quantity, held_quantity); every other row has (0, 0)
+EXPECTED_SPIKE_HELD = {
+    # spike 150 (02-08) + 129 (02-09); held: only 02-08's 150, 02-09 is released
+    ("acc_a", "replay", "2024-02"): (279, 150),
+}
+
+# intermediate.int_usage_days for acc_a replay, day: (quantity, baseline_sum, allowed_quantity,
+# spike_quantity, is_released, held_quantity). baseline_sum = the 7 days before (missing = 0);
+# a full baseline needs the series to exist 7 days before the day (first day 02-01), so 02-08
+# is the first day spike protection applies; allowed = floor(2 * baseline_sum / 7).
+EXPECTED_SPIKE_DAYS = {
+    date(2024, 2, 1): (100, 0, None, 0, False, 0),
+    date(2024, 2, 2): (100, 100, None, 0, False, 0),
+    date(2024, 2, 3): (100, 200, None, 0, False, 0),
+    date(2024, 2, 4): (100, 300, None, 0, False, 0),
+    date(2024, 2, 5): (100, 400, None, 0, False, 0),
+    date(2024, 2, 6): (100, 500, None, 0, False, 0),
+    # 02-07 - 7 days = 01-31 is before the series began: no full baseline yet
+    date(2024, 2, 7): (101, 600, None, 0, False, 0),
+    # baseline 02-01..02-07 = 6 * 100 + 101 = 701; allowed floor(1402 / 7) = 200 (1400 + 2);
+    # 350 - 200 = 150 held (its release was withdrawn in bill_2)
+    date(2024, 2, 8): (350, 701, 200, 150, False, 150),
+    # baseline 02-02..02-08 = 5 * 100 + 101 + 350 = 951; allowed floor(1902 / 7) = 271
+    # (1897 + 5); 400 - 271 = 129 over, released: billed, nothing held
+    date(2024, 2, 9): (400, 951, 271, 129, True, 0),
 }
 
 # invoice_line_id: (account, period, category, currency, quantity, amount_minor, locked, state)
@@ -325,13 +392,15 @@ EXPECTED_INVOICE_LINES = {
     "inv_acc_a_2024-02:s_a|error|usage": ("acc_a", "2024-02", "error", "USD", 1300, 30, False, "draft"),
     "inv_acc_a_2024-02:s_a|span|usage": ("acc_a", "2024-02", "span", "USD", 5000, 0, False, "draft"),
     "inv_acc_a_2024-02:s_a|transaction|usage": ("acc_a", "2024-02", "transaction", "USD", 30, 2, False, "draft"),
+    # the usage line shows metered units (1451, held ones included); it bills the 301 on-demand
+    "inv_acc_a_2024-02:s_a|replay|usage": ("acc_a", "2024-02", "replay", "USD", 1451, 602, False, "draft"),
     # January's late 200 errors: now 1700 / 60 against 1500 / 50 issued -> +200 units, +10 cents
     "inv_acc_a_2024-02:adjustment|2024-01|s_a|error|usage": ("acc_a", "2024-02", "error", "USD", 200, 10, False, "draft"),
-    # cr_a (5000, valid until 02-15) covers all of February: 1000 + 30 + 0 + 2 + 10 = 1042
-    "inv_acc_a_2024-02:credit|cr_a": ("acc_a", "2024-02", "credit", "USD", 1, -1042, False, "draft"),
+    # cr_a (5000, valid until 02-15) covers all of February: 1000 + 30 + 0 + 2 + 602 + 10 = 1644
+    "inv_acc_a_2024-02:credit|cr_a": ("acc_a", "2024-02", "credit", "USD", 1, -1644, False, "draft"),
     "inv_acc_a_2024-03:s_a|base_fee|flat_fee": ("acc_a", "2024-03", "base_fee", "USD", 1, 1000, False, "draft"),
     "inv_acc_a_2024-03:s_a|error|usage": ("acc_a", "2024-03", "error", "USD", 10, 0, False, "draft"),
-    # March charges 1000 < minimum 1020 (January 1060 and February 1032 reach it)
+    # March charges 1000 < minimum 1020 (January 1060 and February 1634 reach it)
     "inv_acc_a_2024-03:commitment": ("acc_a", "2024-03", "commitment", "USD", 1, 20, False, "draft"),
     "inv_acc_j_2024-02:s_j|base_fee|flat_fee": ("acc_j", "2024-02", "base_fee", "JPY", 1, 500, False, "draft"),
     "inv_acc_j_2024-02:s_j|error|usage": ("acc_j", "2024-02", "error", "JPY", 250, 12, False, "draft"),
@@ -344,7 +413,7 @@ EXPECTED_INVOICE_LINES = {
 # invoice_id: (account, period, currency, total_minor, line_count, state, period_start, period_end)
 EXPECTED_INVOICES = {
     "inv_acc_a_2024-01": ("acc_a", "2024-01", "USD", 1050, 2, "issued", date(2024, 1, 1), date(2024, 2, 1)),
-    "inv_acc_a_2024-02": ("acc_a", "2024-02", "USD", 0, 6, "draft", date(2024, 2, 1), date(2024, 3, 1)),
+    "inv_acc_a_2024-02": ("acc_a", "2024-02", "USD", 0, 7, "draft", date(2024, 2, 1), date(2024, 3, 1)),
     "inv_acc_a_2024-03": ("acc_a", "2024-03", "USD", 1020, 3, "draft", date(2024, 3, 1), date(2024, 4, 1)),
     "inv_acc_j_2024-02": ("acc_j", "2024-02", "JPY", 512, 2, "draft", date(2024, 2, 1), date(2024, 3, 1)),
     "inv_acc_j_2024-03": ("acc_j", "2024-03", "JPY", 0, 3, "draft", date(2024, 3, 1), date(2024, 4, 1)),
@@ -371,6 +440,15 @@ EXPECTED_USAGE_DAILY = {
     # |5000 - 5004| = 4 <= 0.001 * 5004
     ("acc_a", "span", date(2024, 2, 12)): (5000, 5004, 1, 4, "within_tolerance"),
     ("acc_a", "transaction", date(2024, 2, 15)): (30, 30, 2, 0, "duplicate_in_billing"),
+    ("acc_a", "replay", date(2024, 2, 1)): (100, 100, 1, 0, "matched"),
+    ("acc_a", "replay", date(2024, 2, 2)): (100, 100, 1, 0, "matched"),
+    ("acc_a", "replay", date(2024, 2, 3)): (100, 100, 1, 0, "matched"),
+    ("acc_a", "replay", date(2024, 2, 4)): (100, 100, 1, 0, "matched"),
+    ("acc_a", "replay", date(2024, 2, 5)): (100, 100, 1, 0, "matched"),
+    ("acc_a", "replay", date(2024, 2, 6)): (100, 100, 1, 0, "matched"),
+    ("acc_a", "replay", date(2024, 2, 7)): (101, 101, 1, 0, "matched"),
+    ("acc_a", "replay", date(2024, 2, 8)): (350, 350, 1, 0, "matched"),
+    ("acc_a", "replay", date(2024, 2, 9)): (400, 400, 1, 0, "matched"),
     ("acc_a", "error", date(2024, 2, 20)): (400, None, None, 400, "missing_in_billing"),
     ("acc_j", "error", date(2024, 2, 5)): (250, 250, 1, 0, "matched"),
     ("acc_j", "error", date(2024, 2, 7)): (None, 10, 1, 10, "missing_in_metering"),
@@ -458,7 +536,7 @@ EXPECTED_ACCOUNTS = {
     "acc_a": ("USD", 1, "cus_a", "p_usd"),
     "acc_j": ("JPY", 1, "cus_j", "p_jpy"),
 }
-EXPECTED_PRICE_IDS = ["pr_err_1", "pr_err_2", "pr_jerr", "pr_old", "pr_txn"]
+EXPECTED_PRICE_IDS = ["pr_err_1", "pr_err_2", "pr_jerr", "pr_old", "pr_replay", "pr_txn"]
 
 # Stripe staging: renamed, currency upper-cased, amounts as loaded (integer minor units).
 # (subscription_id, status, currency, current_period_start_at, current_period_end_at, canceled_at, _batch_id)

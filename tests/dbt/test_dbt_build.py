@@ -58,6 +58,25 @@ def assert_marts(q: Query) -> None:
     }
     assert usage == w.EXPECTED_BILLABLE_USAGE
 
+    # spike protection: held units are reported, not billed, until a release (docs/pricing.md)
+    spikes = {
+        (r[0], r[1], r[2]): (r[3], r[4])
+        for r in q(
+            "select account_id, category, period, spike_quantity, held_quantity "
+            "from marts.fct_billable_usage"
+        )
+    }
+    assert spikes == {key: w.EXPECTED_SPIKE_HELD.get(key, (0, 0)) for key in w.EXPECTED_BILLABLE_USAGE}
+    spike_days = {
+        r[0]: tuple(r[1:])
+        for r in q(
+            "select usage_day, quantity, baseline_sum, allowed_quantity, spike_quantity, "
+            "is_released, held_quantity from intermediate.int_usage_days "
+            "where account_id = 'acc_a' and category = 'replay'"
+        )
+    }
+    assert spike_days == w.EXPECTED_SPIKE_DAYS
+
     lines = {
         r[0]: tuple(r[1:])
         for r in q(
