@@ -29,3 +29,8 @@ class StageError(MeterlineError):
     """A stage (dbt build, reconciliation, export) failed; the message says which and why."""
 
     exit_code = 3
+
+
+class ExportError(StageError):
+    """A closed period's rows cannot be exported as they are (unmapped GL account, unbalanced
+    entry, unknown currency...); the message names the rows. Nothing is written."""
