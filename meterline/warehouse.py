@@ -101,8 +101,16 @@ class Connection:
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
 
     def ensure_table(self, schema: str, table: str, columns: list[tuple[str, str]]) -> None:
+        """Create the table, or add the columns a newer meterline expects to an existing one
+        (NULL for the rows already there; columns are only ever added, never changed)."""
         cols = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns)
         self.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, table)} ({cols})")
+        have = {r[0] for r in self.fetchall(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, table])}
+        for name, type_ in columns:
+            if name not in have:
+                self.execute(f"ALTER TABLE {qualified(schema, table)} ADD COLUMN {quote_ident(name)} {type_}")
 
     def tables(self, schemas: Sequence[str]) -> list[tuple[str, str]]:
         marks = ", ".join("?" for _ in schemas)
