@@ -155,6 +155,31 @@ def close(ctx: click.Context, period: str) -> None:
     _emit(ctx, result, human)
 
 
+@cli.command("void")
+@click.option("--invoice", "invoice_id", required=True,
+              help="Issued invoice to void (invoice_id in marts.fct_invoices).")
+@click.option("--reason", required=True, help="Why it is voided (required; kept with the invoice).")
+@json_option
+@click.pass_context
+def void(ctx: click.Context, invoice_id: str, reason: str) -> None:
+    """Void an issued invoice. The next build bills its period again on the next draft invoice.
+
+    Its lines stop counting as billed: the period's charges become `unbilled` adjustment lines
+    on the next draft invoice and the credits it drew are returned. Voiding a void invoice
+    changes nothing. A draft cannot be voided (it is recomputed every night).
+    """
+    from meterline import runner
+
+    r = runner.void(_config(ctx), invoice_id, reason)
+    what = f"{r['invoice_id']} ({r['account_id']} {r['period']}, total {r['total_minor']} {r['currency']} minor units)"
+    if r["action"] == "already_void":
+        human = [f"{what} was already void as of {r['voided_at']} ({r['void_reason']}); nothing changed"]
+    else:
+        human = [f"voided {what} as of {r['voided_at']}: {r['void_reason']}",
+                 "  the next build (meterline run / close) bills its period again on the next draft invoice"]
+    _emit(ctx, r, human)
+
+
 @cli.group()
 def resync() -> None:
     """Re-read a source in full, for when incremental pulls missed something."""

@@ -25,6 +25,11 @@ class IntervalError(MeterlineError):
     """A requested date or period is outside what the sources cover or not ready."""
 
 
+class InvoiceError(MeterlineError):
+    """An invoice operation the ledger refuses: an unknown invoice, a draft where an issued
+    invoice is needed, a missing reason. Nothing was changed."""
+
+
 class StageError(MeterlineError):
     """A stage (dbt build, reconciliation, export) failed; the message says which and why."""
 

@@ -245,6 +245,17 @@ def close(cfg: Config, period: str, progress: Progress = _stderr) -> dict[str, A
     return result
 
 
+def void(cfg: Config, invoice_id: str, reason: str) -> dict[str, Any]:
+    """Void an issued invoice (meterline.ledger.void_invoice). The marts show it at the next
+    dbt build (nightly or close): this only writes the ledger, in one transaction."""
+    from ingest.load import ensure_raw
+    from meterline.ledger import void_invoice
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        return void_invoice(conn, invoice_id, reason)
+
+
 def status(cfg: Config) -> dict[str, Any]:
     from ingest.load import ensure_raw
 

@@ -531,6 +531,99 @@ EXPECTED_FINDING_DETAILS = {
     ),
 }
 
+# ---------------------------------------------------------------------------------------------
+# `meterline void` on the world (test_dbt_build.py::test_void_*): build, void acc_a's issued
+# January invoice, build again. In this variant January drew 1050 of cr_a when it was issued
+# (total 0), so the void has a credit draw to give back.
+# ---------------------------------------------------------------------------------------------
+VOID_INVOICE = "inv_acc_a_2024-01"
+VOID_REASON = "January billed on a superseded usage export; customer disputed it"
+# the ledger's data time: the end of the latest loaded metering interval (m_0302), not the
+# failed m_0303
+VOID_AT = "2024-03-03 00:00:00"
+JAN_CREDIT_LINE = ("inv_acc_a_2024-01:credit|cr_a", "inv_acc_a_2024-01", "acc_a", "2024-01", "2024-01",
+                   "credit|cr_a", "credit", "credit", "USD", 1, -1050)
+
+
+def void_variant_sql() -> list[str]:
+    return [
+        *world_sql(),
+        """UPDATE "ledger"."issued_invoices" SET "total_minor" = 0, "line_count" = 3 """
+        """WHERE "invoice_id" = 'inv_acc_a_2024-01'""",
+        insert_sql("ledger", "issued_invoice_lines", _columns("ledger", "issued_invoice_lines"), [JAN_CREDIT_LINE]),
+    ]
+
+
+_UNCHANGED_BY_VOID = {
+    k: v for k, v in EXPECTED_INVOICE_LINES.items()
+    if not k.startswith(("inv_acc_a_2024-01:", "inv_acc_a_2024-02:adjustment", "inv_acc_a_2024-02:credit"))
+}
+
+# before the void: the base world's lines, plus January's credit line (issued)
+EXPECTED_VOID_VARIANT_LINES_BEFORE = {
+    **_UNCHANGED_BY_VOID,
+    "inv_acc_a_2024-01:s_a|base_fee|flat_fee": ("acc_a", "2024-01", "base_fee", "USD", 1, 1000, True, "issued"),
+    "inv_acc_a_2024-01:s_a|error|usage": ("acc_a", "2024-01", "error", "USD", 1500, 50, True, "issued"),
+    "inv_acc_a_2024-01:credit|cr_a": ("acc_a", "2024-01", "credit", "USD", 1, -1050, True, "issued"),
+    # as in the base world: 1700 / 60 now against 1500 / 50 issued
+    "inv_acc_a_2024-02:adjustment|2024-01|s_a|error|usage": ("acc_a", "2024-02", "error", "USD", 200, 10, False, "draft"),
+    # cr_a has 5000 - 1050 = 3950 left; February needs 1000 + 30 + 0 + 2 + 602 + 10 = 1644
+    "inv_acc_a_2024-02:credit|cr_a": ("acc_a", "2024-02", "credit", "USD", 1, -1644, False, "draft"),
+}
+EXPECTED_VOID_VARIANT_LINES_AFTER = {
+    **_UNCHANGED_BY_VOID,
+    # the voided invoice stays as issued, every line now 'void'
+    "inv_acc_a_2024-01:s_a|base_fee|flat_fee": ("acc_a", "2024-01", "base_fee", "USD", 1, 1000, True, "void"),
+    "inv_acc_a_2024-01:s_a|error|usage": ("acc_a", "2024-01", "error", "USD", 1500, 50, True, "void"),
+    "inv_acc_a_2024-01:credit|cr_a": ("acc_a", "2024-01", "credit", "USD", 1, -1050, True, "void"),
+    # nothing of January counts as billed any more: January as computed now lands on February
+    # whole, as `unbilled` adjustments - the base fee (1 / 1000) and the 1700 errors
+    # (700 over the 1000 included: 500 * 0.001 + 200 * 0.0005 = 0.60 USD -> 60); January's
+    # commitment is met (1060 >= 1020), so no true-up line
+    "inv_acc_a_2024-02:adjustment|2024-01|s_a|base_fee|flat_fee": ("acc_a", "2024-02", "base_fee", "USD", 1, 1000, False, "draft"),
+    "inv_acc_a_2024-02:adjustment|2024-01|s_a|error|usage": ("acc_a", "2024-02", "error", "USD", 1700, 60, False, "draft"),
+    # the void gave January's 1050 back: cr_a holds 5000 again; February needs
+    # 1000 + 30 + 0 + 2 + 602 + 1000 + 60 = 2694 <= 5000 and draws all of it
+    "inv_acc_a_2024-02:credit|cr_a": ("acc_a", "2024-02", "credit", "USD", 1, -2694, False, "draft"),
+}
+
+# invoice_id: (total_minor, line_count, state); the others as in EXPECTED_INVOICES
+EXPECTED_VOID_VARIANT_INVOICES_BEFORE = {
+    "inv_acc_a_2024-01": (0, 3, "issued"),   # 1000 + 50 - 1050
+    "inv_acc_a_2024-02": (0, 7, "draft"),
+}
+EXPECTED_VOID_VARIANT_INVOICES_AFTER = {
+    "inv_acc_a_2024-01": (0, 3, "void"),
+    "inv_acc_a_2024-02": (0, 8, "draft"),    # 2694 - 2694
+}
+
+# intermediate.int_invoice_adjustments, (account, service_period, line_key):
+# (target_period, category, quantity, amount_minor, adjustment_reason)
+EXPECTED_VOID_ADJUSTMENTS_BEFORE = {
+    ("acc_a", "2024-01", "s_a|error|usage"): ("2024-02", "error", 200, 10, "usage_restated"),
+}
+EXPECTED_VOID_ADJUSTMENTS_AFTER = {
+    ("acc_a", "2024-01", "s_a|base_fee|flat_fee"): ("2024-02", "base_fee", 1, 1000, "unbilled"),
+    ("acc_a", "2024-01", "s_a|error|usage"): ("2024-02", "error", 1700, 60, "unbilled"),
+}
+
+# intermediate.int_credit_drawdowns, (credit_id, period): (balance_before, drawn, balance_after).
+# Draft periods are February and March; cr_a expires 02-15 (nothing in March), cr_j is granted
+# 03-10 (nothing in February).
+EXPECTED_VOID_DRAWDOWNS_BEFORE = {
+    ("cr_a", "2024-02"): (3950, 1644, 2306),
+    ("cr_a", "2024-03"): (2306, 0, 2306),
+    ("cr_j", "2024-02"): (30000, 0, 30000),
+    ("cr_j", "2024-03"): (30000, 502, 29498),
+}
+EXPECTED_VOID_DRAWDOWNS_AFTER = {
+    # the 1050 January drew is back: 5000 - 2694 = 2306
+    ("cr_a", "2024-02"): (5000, 2694, 2306),
+    ("cr_a", "2024-03"): (2306, 0, 2306),
+    ("cr_j", "2024-02"): (30000, 0, 30000),
+    ("cr_j", "2024-03"): (30000, 502, 29498),
+}
+
 # account_id: (currency, anchor, stripe_customer_id, current_plan_id)
 EXPECTED_ACCOUNTS = {
     "acc_a": ("USD", 1, "cus_a", "p_usd"),

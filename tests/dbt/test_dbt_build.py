@@ -6,14 +6,20 @@ The same project, the same data and the same hand-computed expectations on both 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dbt_world as w
 import pytest
 import yaml
+
+from meterline.config import WarehouseTarget, parse_db_url
+from meterline.errors import InvoiceError
+from meterline.ledger import void_invoice
+from meterline.warehouse import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DIR = ROOT / "dbt_project"
@@ -276,3 +282,120 @@ def test_dbt_build_postgres(tmp_path: Path, pg_url: str) -> None:
 
     with psycopg.connect(pg_url) as con:
         assert_marts(lambda sql: con.execute(sql).fetchall())
+
+
+# ------------------------------------------------------------------------------ meterline void
+
+
+def assert_void_state(q: Query, voided: bool) -> None:
+    """The void variant of the world before (voided=False) or after the void and a rebuild."""
+    lines = {
+        r[0]: tuple(r[1:])
+        for r in q(
+            "select invoice_line_id, account_id, period, category, currency, quantity, "
+            "amount_minor, is_period_locked, state from marts.fct_invoice_lines"
+        )
+    }
+    assert lines == (w.EXPECTED_VOID_VARIANT_LINES_AFTER if voided else w.EXPECTED_VOID_VARIANT_LINES_BEFORE)
+
+    changed = w.EXPECTED_VOID_VARIANT_INVOICES_AFTER if voided else w.EXPECTED_VOID_VARIANT_INVOICES_BEFORE
+    invoices = {
+        r[0]: tuple(r[1:])
+        for r in q("select invoice_id, total_minor, line_count, state from marts.fct_invoices")
+    }
+    assert invoices == {k: changed.get(k, (v[3], v[4], v[5])) for k, v in w.EXPECTED_INVOICES.items()}
+
+    adjustments = {
+        (r[0], r[1], r[2]): tuple(r[3:])
+        for r in q(
+            "select account_id, service_period, line_key, target_period, category, quantity, "
+            "amount_minor, adjustment_reason from intermediate.int_invoice_adjustments"
+        )
+    }
+    assert adjustments == (w.EXPECTED_VOID_ADJUSTMENTS_AFTER if voided else w.EXPECTED_VOID_ADJUSTMENTS_BEFORE)
+
+    drawdowns = {
+        (r[0], r[1]): tuple(r[2:])
+        for r in q(
+            "select credit_id, period, balance_before, drawn_minor, balance_after "
+            "from intermediate.int_credit_drawdowns"
+        )
+    }
+    assert drawdowns == (w.EXPECTED_VOID_DRAWDOWNS_AFTER if voided else w.EXPECTED_VOID_DRAWDOWNS_BEFORE)
+
+    ledger = q("select invoice_id, voided_at, void_reason from staging.stg_ledger__issued_invoices")
+    expected_void = (dt.datetime.fromisoformat(w.VOID_AT), w.VOID_REASON) if voided else (None, None)
+    assert [(r[0], r[1], r[2]) for r in ledger] == [(w.VOID_INVOICE, *expected_void)]
+
+
+def run_void_scenario(tmp_path: Path, output: dict[str, Any],
+                      q: Callable[[], contextlib.AbstractContextManager[Query]],
+                      target: WarehouseTarget) -> None:
+    """Build the void variant, void acc_a's January invoice with `meterline.ledger.void_invoice`,
+    build again: every number on both sides is hand-computed in dbt_world.py."""
+    for phase in ("before", "after"):
+        (tmp_path / phase).mkdir()
+    run_dbt_build(tmp_path / "before", output)
+    with q() as query:
+        assert_void_state(query, voided=False)
+
+    with connect(target) as conn:
+        # a draft of the built marts is refused, nothing written
+        with pytest.raises(InvoiceError, match="inv_acc_a_2024-02 is a draft .period 2024-02 is not closed."):
+            void_invoice(conn, "inv_acc_a_2024-02", "wrong invoice")
+        res = void_invoice(conn, w.VOID_INVOICE, w.VOID_REASON)
+        assert (res["action"], res["voided_at"], res["void_reason"], res["total_minor"]) == (
+            "voided", w.VOID_AT, w.VOID_REASON, 0)
+        # repeated: a no-op that keeps the first void
+        again = void_invoice(conn, w.VOID_INVOICE, "second thoughts")
+        assert (again["action"], again["voided_at"], again["void_reason"]) == (
+            "already_void", w.VOID_AT, w.VOID_REASON)
+
+    run_dbt_build(tmp_path / "after", output)
+    with q() as query:
+        assert_void_state(query, voided=True)
+
+
+def test_void_duckdb(tmp_path: Path) -> None:
+    import duckdb
+
+    db = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(db)) as con:
+        for statement in w.void_variant_sql():
+            con.execute(statement)
+
+    @contextlib.contextmanager
+    def q() -> Iterator[Query]:
+        with duckdb.connect(str(db)) as con:
+            yield lambda sql: con.execute(sql).fetchall()
+
+    output = {"type": "duckdb", "path": str(db), "schema": "main", "threads": 1}
+    run_void_scenario(tmp_path, output, q, parse_db_url(f"duckdb:///{db}", tmp_path, "warehouse"))
+
+
+@pytest.mark.postgres
+def test_void_postgres(tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        for statement in w.void_variant_sql():
+            con.execute(statement)
+
+    @contextlib.contextmanager
+    def q() -> Iterator[Query]:
+        with psycopg.connect(pg_url) as con:
+            yield lambda sql: con.execute(sql).fetchall()
+
+    info = conninfo_to_dict(pg_url)
+    output = {
+        "type": "postgres",
+        "host": info.get("host", "127.0.0.1"),
+        "port": int(info.get("port", 5432)),
+        "user": info.get("user", "postgres"),
+        "password": info.get("password", ""),
+        "dbname": info["dbname"],
+        "schema": "public",
+        "threads": 1,
+    }
+    run_void_scenario(tmp_path, output, q, parse_db_url(pg_url, tmp_path, "warehouse"))
