@@ -1,18 +1,18 @@
-"""Period close: issue the period's invoices, write its exports, lock it.
+"""Period close: issue the period's invoices, freeze its journal and revenue, write its exports,
+lock it. Reopen, with an explicit flag and a reason, leaves an audit row.
 
-A locked period never changes: closing it again writes nothing and its exports stay
-byte-identical. Files are written to a temporary folder and renamed into place only after the
-ledger transaction committed, so a failed close leaves nothing half-written.
+A locked period never changes: closing it again re-exports it from its frozen rows and the files
+are byte-identical (checked against the manifest hash stored with the lock). Files are written
+to a temporary folder and renamed into place only after the ledger transaction committed, so a
+failed close leaves nothing half-written. Validation (unmapped GL account, unbalanced entry,
+currency without a known exponent) runs before anything is written.
 """
 
 from __future__ import annotations
 
 import calendar
-import csv
 import datetime as dt
 import hashlib
-import io
-import json
 import re
 import shutil
 from pathlib import Path
@@ -20,19 +20,21 @@ from typing import Any
 
 import pyarrow as pa
 
-from meterline.errors import IntervalError
+from exports.accounting import INVOICE_COLUMNS, LINE_COLUMNS, build_accounting_exports
+from meterline.errors import ExportError, IntervalError
 from meterline.ledger import loaded_through
 from meterline.warehouse import Connection, qualified
 
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
-INVOICE_COLUMNS = [
-    "invoice_id", "account_id", "period", "currency", "total_minor", "line_count", "version",
-    "content_hash",
+JOURNAL_SNAPSHOT_COLUMNS = [
+    "journal_line_id", "entry_id", "entry_date", "accounting_period", "entry_type", "account_id",
+    "currency", "gl_key", "gl_account", "gl_account_name", "gl_account_type", "product",
+    "amount_minor", "memo", "is_catchup", "service_period", "reference",
 ]
-LINE_COLUMNS = [
-    "invoice_line_id", "invoice_id", "account_id", "period", "service_period", "line_key",
-    "line_type", "category", "currency", "quantity", "amount_minor",
+REVENUE_SNAPSHOT_COLUMNS = [
+    "account_id", "currency", "product", "revenue_date", "accounting_period", "service_period",
+    "revenue_source", "revenue_minor", "is_catchup",
 ]
 
 
@@ -57,59 +59,91 @@ def missing_nights(conn: Connection, start: dt.date, end: dt.date) -> list[dt.da
     return [d for d in days if d not in have]
 
 
-def is_locked(conn: Connection, period: str) -> bool:
+def is_issued(conn: Connection, period: str) -> bool:
+    """The period's invoices were issued (it was closed once; reopening does not un-issue)."""
     row = conn.fetchone(f"SELECT count(*) FROM {qualified('ledger', 'period_locks')} WHERE period = ?", [period])
     return bool(row and row[0])
 
 
-def _csv_bytes(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow(["" if r[c] is None else r[c] for c in columns])
-    return buf.getvalue().encode("utf-8")
+def _latest_audit(conn: Connection, period: str) -> dict[str, Any] | None:
+    rows = conn.fetch_dicts(
+        f"SELECT seq, action, reason, exports_manifest_sha256 FROM {qualified('ledger', 'period_audit')} "
+        "WHERE period = ? ORDER BY seq DESC LIMIT 1", [period])
+    return rows[0] if rows else None
 
 
-def build_files(invoices: list[dict[str, Any]], lines: list[dict[str, Any]], period: str) -> dict[str, bytes]:
-    files = {
-        "invoice_register.csv": _csv_bytes(INVOICE_COLUMNS, invoices),
-        "invoice_lines.csv": _csv_bytes(LINE_COLUMNS, lines),
-    }
-    manifest = {
-        "period": period,
-        "files": [
-            {"name": name, "sha256": hashlib.sha256(data).hexdigest(),
-             "rows": data.count(b"\n") - 1}
-            for name, data in sorted(files.items())
-        ],
-    }
-    files["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    return files
+def is_locked(conn: Connection, period: str) -> bool:
+    """Closed and not reopened since: its journal, revenue and exports are frozen."""
+    if not is_issued(conn, period):
+        return False
+    audit = _latest_audit(conn, period)
+    return audit is None or audit["action"] == "closed"
 
 
-def close_period(conn: Connection, period: str, exports_dir: Path) -> dict[str, Any]:
-    """Issue and lock `period` from the current marts; write `exports_dir/<period>/`."""
-    start, end = parse_period(period)
+def _locked_manifest_sha(conn: Connection, period: str) -> str | None:
+    audit = _latest_audit(conn, period)
+    if audit is not None and audit["exports_manifest_sha256"]:
+        return audit["exports_manifest_sha256"]
+    row = conn.fetchone(
+        f"SELECT exports_manifest_sha256 FROM {qualified('ledger', 'period_locks')} WHERE period = ?", [period])
+    return row[0] if row else None
+
+
+def _next_seq(conn: Connection) -> int:
+    row = conn.fetchone(f"SELECT coalesce(max(seq), 0) FROM {qualified('ledger', 'period_audit')}")
+    return int(row[0]) + 1
+
+
+def _currencies(conn: Connection) -> dict[str, int]:
+    return {r[0]: int(r[1]) for r in conn.fetchall(
+        f"SELECT currency, minor_unit_exponent FROM {qualified('seeds', 'currencies')}")}
+
+
+def _period_rows(conn: Connection, period: str, issued_from_ledger: bool) -> dict[str, list[dict[str, Any]]]:
+    """Everything the exports of `period` show, from the marts (a locked period's journal and
+    revenue are its frozen rows there) and, once issued, the invoices from the ledger."""
+    marts = lambda t: qualified("marts", t)  # noqa: E731
+    cols = ", ".join(c for c in JOURNAL_SNAPSHOT_COLUMNS)
+    journal = conn.fetch_dicts(
+        f"SELECT {cols}, debit_minor, credit_minor FROM {marts('fct_journal_lines')} "
+        "WHERE accounting_period = ? ORDER BY journal_line_id", [period])
+    revenue = conn.fetch_dicts(
+        f"SELECT {', '.join(REVENUE_SNAPSHOT_COLUMNS)} FROM {marts('fct_revenue_daily')} "
+        "WHERE accounting_period = ? ORDER BY account_id, currency, product, revenue_date, service_period, "
+        "revenue_source, is_catchup", [period])
+    rollforward = conn.fetch_dicts(
+        f"SELECT currency, accounting_period, balance, opening_minor, billed_minor, recognized_minor, "
+        f"closing_minor FROM {marts('fct_balance_rollforward')} WHERE accounting_period = ? "
+        "ORDER BY currency, balance", [period])
+    waterfall = conn.fetch_dicts(
+        f"SELECT currency, origin_period, recognition_period, sold_minor, recognized_minor, remaining_minor "
+        f"FROM {marts('fct_deferred_revenue_waterfall')} WHERE recognition_period <= ? "
+        "ORDER BY currency, origin_period, recognition_period", [period])
+    if issued_from_ledger:
+        invoices = conn.fetch_dicts(
+            f"SELECT {', '.join(INVOICE_COLUMNS)}, 'issued' AS state FROM {qualified('ledger', 'issued_invoices')} "
+            "WHERE period = ? ORDER BY invoice_id", [period])
+        lines = conn.fetch_dicts(
+            f"SELECT {', '.join(LINE_COLUMNS)} FROM {qualified('ledger', 'issued_invoice_lines')} "
+            "WHERE period = ? ORDER BY invoice_line_id", [period])
+    else:
+        invoices = conn.fetch_dicts(
+            f"SELECT {', '.join(INVOICE_COLUMNS)}, 'issued' AS state FROM {marts('fct_invoices')} "
+            "WHERE period = ? ORDER BY invoice_id", [period])
+        lines = conn.fetch_dicts(
+            f"SELECT {', '.join(LINE_COLUMNS)} FROM {marts('fct_invoice_lines')} "
+            "WHERE period = ? ORDER BY invoice_line_id", [period])
+    return {"journal_lines": journal, "revenue_daily": revenue, "rollforward": rollforward,
+            "waterfall": waterfall, "invoices": invoices, "invoice_lines": lines}
+
+
+def _build(conn: Connection, period: str, rows: dict[str, list[dict[str, Any]]]) -> dict[str, bytes]:
+    return build_accounting_exports(period, currencies=_currencies(conn), **rows)
+
+
+def _write_folder(exports_dir: Path, period: str, files: dict[str, bytes]) -> Path:
+    """Write every file into a temporary folder, then swap it into place."""
     target = exports_dir / period
-    if is_locked(conn, period):
-        return {"period": period, "action": "already_closed", "exports": sorted(str(p) for p in target.glob("*"))}
-    missing = missing_nights(conn, start, end)
-    if missing:
-        shown = ", ".join(d.isoformat() for d in missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise IntervalError(
-            f"cannot close {period}: nightly runs missing for {len(missing)} day(s): {shown}"
-        )
-    invoices = conn.fetch_dicts(
-        f"SELECT {', '.join(INVOICE_COLUMNS)} FROM {qualified('marts', 'fct_invoices')} "
-        "WHERE period = ? ORDER BY invoice_id", [period])
-    lines = conn.fetch_dicts(
-        f"SELECT {', '.join(LINE_COLUMNS)} FROM {qualified('marts', 'fct_invoice_lines')} "
-        "WHERE period = ? ORDER BY invoice_line_id", [period])
-    as_of = loaded_through(conn, ["metering"])
-    files = build_files(invoices, lines, period)
-    manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
-
     exports_dir.mkdir(parents=True, exist_ok=True)
     tmp = exports_dir / f".{period}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -117,28 +151,143 @@ def close_period(conn: Connection, period: str, exports_dir: Path) -> dict[str, 
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
-        with conn.transaction():
-            if invoices:
-                conn.insert_arrow("ledger", "issued_invoices", pa.Table.from_pylist(invoices))
-            if lines:
-                conn.insert_arrow("ledger", "issued_invoice_lines", pa.Table.from_pylist(lines))
+        old = exports_dir / f".{period}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _earlier_open_periods(conn: Connection, period: str) -> list[str]:
+    periods = [r[0] for r in conn.fetchall(
+        f"SELECT period FROM {qualified('intermediate', 'int_billing_periods')} WHERE period < ? ORDER BY period",
+        [period])]
+    return [p for p in periods if not is_locked(conn, p)]
+
+
+def _totals(invoices: list[dict[str, Any]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for inv in invoices:
+        totals[inv["currency"]] = totals.get(inv["currency"], 0) + int(inv["total_minor"])
+    return dict(sorted(totals.items()))
+
+
+def close_period(conn: Connection, period: str, exports_dir: Path,
+                 requested_by: str = "meterline close") -> dict[str, Any]:
+    """Issue (first close only), freeze and lock `period` from the current marts; write
+    `exports_dir/<period>/`. A locked period is re-exported, byte-identical."""
+    start, end = parse_period(period)
+    if is_locked(conn, period):
+        files = _build(conn, period, _period_rows(conn, period, issued_from_ledger=True))
+        sha = hashlib.sha256(files["manifest.json"]).hexdigest()
+        expected = _locked_manifest_sha(conn, period)
+        if expected and sha != expected:
+            raise ExportError(
+                f"re-export of locked period {period} differs from its close (manifest sha256 {sha[:12]} "
+                f"!= {expected[:12]}); its frozen rows were changed outside meterline")
+        target = _write_folder(exports_dir, period, files)
+        return {"period": period, "action": "already_closed", "manifest_sha256": sha,
+                "exports": sorted(str(target / n) for n in files)}
+    missing = missing_nights(conn, start, end)
+    if missing:
+        shown = ", ".join(d.isoformat() for d in missing[:3]) + (" ..." if len(missing) > 3 else "")
+        raise IntervalError(
+            f"cannot close {period}: nightly runs missing for {len(missing)} day(s): {shown}"
+        )
+    earlier = _earlier_open_periods(conn, period)
+    if earlier:
+        raise IntervalError(f"cannot close {period}: earlier period(s) still open: {', '.join(earlier)} "
+                            f"(close them first, in order)")
+    reclose = is_issued(conn, period)
+    rows = _period_rows(conn, period, issued_from_ledger=reclose)
+    files = _build(conn, period, rows)  # validates; raises before anything is written
+    manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
+    as_of = loaded_through(conn, ["metering"])
+    invoices = rows["invoices"]
+
+    with conn.transaction():
+        if not reclose:
+            issued = [{c: inv[c] for c in INVOICE_COLUMNS} for inv in invoices]
+            if issued:
+                conn.insert_arrow("ledger", "issued_invoices", pa.Table.from_pylist(issued))
+            if rows["invoice_lines"]:
+                conn.insert_arrow("ledger", "issued_invoice_lines", pa.Table.from_pylist(rows["invoice_lines"]))
             conn.execute(
                 f"INSERT INTO {qualified('ledger', 'period_locks')} (period, locked_at_interval, "
                 "exports_manifest_sha256) VALUES (?, ?, ?)",
                 [period, as_of, manifest_sha],
             )
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    totals: dict[str, int] = {}
-    for inv in invoices:
-        totals[inv["currency"]] = totals.get(inv["currency"], 0) + int(inv["total_minor"])
+        journal = [{c: r[c] for c in JOURNAL_SNAPSHOT_COLUMNS} for r in rows["journal_lines"]]
+        if journal:
+            conn.insert_arrow("ledger", "locked_journal_lines", _snapshot_table(journal, JOURNAL_SNAPSHOT_TYPES))
+        if rows["revenue_daily"]:
+            conn.insert_arrow("ledger", "locked_revenue_daily",
+                              _snapshot_table(rows["revenue_daily"], REVENUE_SNAPSHOT_TYPES))
+        conn.execute(
+            f"INSERT INTO {qualified('ledger', 'period_audit')} (seq, period, action, reason, requested_by, "
+            "as_of, exports_manifest_sha256) VALUES (?, ?, 'closed', ?, ?, ?, ?)",
+            [_next_seq(conn), period, "reclose after reopen" if reclose else "close", requested_by, as_of,
+             manifest_sha],
+        )
+    target = _write_folder(exports_dir, period, files)
     return {
         "period": period,
-        "action": "closed",
+        "action": "reclosed" if reclose else "closed",
         "invoices": len(invoices),
-        "invoice_totals_minor": dict(sorted(totals.items())),
+        "invoice_totals_minor": _totals(invoices),
+        "journal_lines": len(journal),
+        "manifest_sha256": manifest_sha,
         "exports": sorted(str(target / n) for n in files),
     }
+
+
+def reopen_period(conn: Connection, period: str, reason: str, requested_by: str = "meterline close --reopen") -> dict:
+    """Unfreeze a locked period's journal and revenue (its invoices stay issued) and leave an
+    audit row. Only the latest locked period can be reopened: a later locked period already
+    booked catch-ups on top of it."""
+    parse_period(period)
+    if not (reason or "").strip():
+        raise IntervalError("reopening a period needs a reason (--reason)")
+    if not is_locked(conn, period):
+        raise IntervalError(f"cannot reopen {period}: it is not locked")
+    later = [r[0] for r in conn.fetchall(
+        f"SELECT period FROM {qualified('ledger', 'period_locks')} WHERE period > ? ORDER BY period", [period])]
+    later = [p for p in later if is_locked(conn, p)]
+    if later:
+        raise IntervalError(f"cannot reopen {period}: later period(s) locked: {', '.join(later)} (reopen them first)")
+    as_of = loaded_through(conn, ["metering"])
+    with conn.transaction():
+        conn.execute(f"DELETE FROM {qualified('ledger', 'locked_journal_lines')} WHERE accounting_period = ?", [period])
+        conn.execute(f"DELETE FROM {qualified('ledger', 'locked_revenue_daily')} WHERE accounting_period = ?", [period])
+        conn.execute(
+            f"INSERT INTO {qualified('ledger', 'period_audit')} (seq, period, action, reason, requested_by, "
+            "as_of, exports_manifest_sha256) VALUES (?, ?, 'reopened', ?, ?, ?, NULL)",
+            [_next_seq(conn), period, reason.strip(), requested_by, as_of],
+        )
+    return {"period": period, "action": "reopened", "reason": reason.strip()}
+
+
+JOURNAL_SNAPSHOT_TYPES = {
+    "entry_date": pa.date32(), "amount_minor": pa.int64(), "is_catchup": pa.bool_(),
+}
+REVENUE_SNAPSHOT_TYPES = {
+    "revenue_date": pa.date32(), "revenue_minor": pa.int64(), "is_catchup": pa.bool_(),
+}
+
+
+def _snapshot_table(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
+    columns = list(rows[0])
+    arrays = {}
+    for c in columns:
+        values = [r[c] for r in rows]
+        if c in types:
+            if types[c] == pa.int64():
+                values = [None if v is None else int(v) for v in values]
+            arrays[c] = pa.array(values, type=types[c])
+        else:
+            arrays[c] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    return pa.table(arrays)

@@ -140,17 +140,31 @@ def run(ctx: click.Context, date_: str | None, start: str | None, end: str | Non
 
 @cli.command()
 @click.option("--period", required=True, help="Billing period to close, YYYY-MM.")
+@click.option("--reopen", is_flag=True,
+              help="Reopen a locked period instead (its invoices stay issued); needs --reason.")
+@click.option("--reason", default=None, help="Why the period is reopened (kept in the audit trail).")
 @json_option
 @click.pass_context
-def close(ctx: click.Context, period: str) -> None:
-    """Close a billing period: issue its invoices, write its exports, lock it."""
+def close(ctx: click.Context, period: str, reopen: bool, reason: str | None) -> None:
+    """Close a period: issue its invoices, recognize revenue, write its exports, lock it.
+
+    Closing a locked period again re-exports it, byte-identical. --reopen --reason unlocks it
+    (audited); close it again afterwards."""
     from meterline import runner
 
+    if reopen:
+        result = runner.reopen(_config(ctx), period, reason or "")
+        _emit(ctx, result, [f"reopened {period}: {result['reason']}"])
+        return
+    if reason:
+        raise MeterlineError("--reason is only for --reopen")
     result = runner.close(_config(ctx), period)
     if result["action"] == "already_closed":
-        human = [f"{period} is already closed; exports unchanged"]
+        human = [f"{period} is already closed; exports re-written byte-identical "
+                 f"(manifest sha256 {result['manifest_sha256'][:12]})"]
     else:
-        human = [f"closed {period}: {result['invoices']} invoices, totals {result['invoice_totals_minor']}",
+        human = [f"{result['action']} {period}: {result['invoices']} invoices, totals "
+                 f"{result['invoice_totals_minor']}, {result['journal_lines']} journal lines",
                  *[f"  wrote {p}" for p in result["exports"]]]
     _emit(ctx, result, human)
 

@@ -245,6 +245,18 @@ def close(cfg: Config, period: str, progress: Progress = _stderr) -> dict[str, A
     return result
 
 
+def reopen(cfg: Config, period: str, reason: str, progress: Progress = _stderr) -> dict[str, Any]:
+    from exports.close import reopen_period
+    from ingest.load import ensure_raw
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        result = reopen_period(conn, period, reason)
+    progress(f"reopen {period}: rebuilding marts ...")
+    dbt.build(cfg)
+    return result
+
+
 def void(cfg: Config, invoice_id: str, reason: str) -> dict[str, Any]:
     """Void an issued invoice (meterline.ledger.void_invoice). The marts show it at the next
     dbt build (nightly or close): this only writes the ledger, in one transaction."""

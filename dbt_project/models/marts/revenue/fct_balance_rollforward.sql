@@ -19,9 +19,14 @@ months as (
     from {{ ref('fct_journal_lines') }}
 ),
 
+-- a currency's rows start with its first movement, so a currency that appears later never adds
+-- rows to a locked month
 currencies as (
-    select distinct currency
+    select
+        currency,
+        min(accounting_period) as first_period
     from journal
+    group by currency
 ),
 
 balances as (
@@ -36,7 +41,8 @@ grid as (
         months.accounting_period,
         balances.balance
     from currencies
-    cross join months
+    inner join months
+        on currencies.first_period <= months.accounting_period
     cross join balances
 ),
 

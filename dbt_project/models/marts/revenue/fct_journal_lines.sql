@@ -76,8 +76,10 @@ differences as (
         inner join locks
             on computed.accounting_period = locks.period
         union all
+        -- what is frozen about a locked period: its own lines, and the catch-ups for it that
+        -- later locked periods already booked
         select
-            accounting_period,
+            case when is_catchup then service_period else accounting_period end as accounting_period,
             account_id,
             currency,
             gl_key,
@@ -85,7 +87,6 @@ differences as (
             reference,
             -amount_minor as amount_minor
         from locked
-        where not is_catchup
     ) as both_sides
     group by accounting_period, account_id, currency, gl_key, product, reference
     having sum(amount_minor) <> 0

@@ -1,5 +1,6 @@
 -- "As closed vs as known now": for each locked accounting period, account, currency and product,
--- the revenue frozen at its close and the revenue as computed from what is known now. A
+-- the revenue frozen at its close (plus catch-ups for it already frozen in later locked periods)
+-- and the revenue as computed from what is known now. A
 -- non-zero difference has been (or, with no open period after it yet, will be) booked as catch-up
 -- revenue and a catch-up journal entry in the first open period after it.
 with
@@ -10,14 +11,13 @@ locks as (
 
 as_closed as (
     select
-        accounting_period,
+        case when is_catchup then service_period else accounting_period end as accounting_period,
         account_id,
         currency,
         product,
         sum(revenue_minor) as revenue_minor
     from {{ ref('stg_ledger__locked_revenue_daily') }}
-    where not is_catchup
-    group by accounting_period, account_id, currency, product
+    group by case when is_catchup then service_period else accounting_period end, account_id, currency, product
 ),
 
 as_known_now as (

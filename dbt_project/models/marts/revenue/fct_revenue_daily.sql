@@ -64,15 +64,16 @@ differences as (
         inner join locks
             on computed.accounting_period = locks.period
         union all
+        -- what is frozen about a locked period: its own rows, and the catch-ups for it that
+        -- later locked periods already booked
         select
-            accounting_period,
+            case when is_catchup then service_period else accounting_period end as accounting_period,
             account_id,
             currency,
             product,
             revenue_source,
             -revenue_minor as revenue_minor
         from locked
-        where not is_catchup
     ) as both_sides
     group by accounting_period, account_id, currency, product, revenue_source
     having sum(revenue_minor) <> 0
