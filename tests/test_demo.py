@@ -69,8 +69,16 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     for f in m["files"]:
         data = (export_dir / f["name"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == f["sha256"]
-        assert data.count(b"\n") - 1 == f["rows"]
-    assert {f["name"] for f in m["files"]} == {"invoice_register.csv", "invoice_lines.csv"}
+        if f["name"].endswith(".csv"):
+            assert data.count(b"\n") - 1 == f["rows"]
+    names = {f["name"] for f in m["files"]}
+    stems = {"invoice_register", "invoice_lines", "journal_entries", "qbo_journal_entries",
+             "netsuite_journal_entries", "deferred_revenue_waterfall", "revenue_by_product",
+             "revenue_by_account", "balance_rollforward"}
+    assert {f"{stem}.{ext}" for stem in stems for ext in ("csv", "xlsx")} <= names
+    assert any(n.startswith("xero_manual_journals_") for n in names)
+    assert names == {p.name for p in export_dir.iterdir()} - {"manifest.json"}
+    check_accounting_exports(export_dir, oct_expected)
 
     # a rerun of the last night leaves every warehouse table identical
     before = snapshot(directory)
@@ -94,6 +102,28 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     st = json.loads(res.stdout)
     assert st["closed_periods"] == ["2026-10"]
     assert st["sources"]["metering"]["batches"] == 34
+
+
+def check_accounting_exports(export_dir: Path, oct_expected: list[dict]) -> None:
+    """The October journal balances per entry and currency, invoices in it equal the billing
+    system's own totals, and unbilled receivables are cleared by the month's invoices."""
+    import csv
+
+    journal = list(csv.DictReader((export_dir / "journal_entries.csv").open()))
+    assert journal, "no journal lines exported"
+    sums: dict[tuple[str, str], int] = {}
+    for r in journal:
+        key = (r["entry_id"], r["currency"])
+        sums[key] = sums.get(key, 0) + int(r["debit_minor"]) - int(r["credit_minor"])
+    assert {k: v for k, v in sums.items() if v} == {}
+    receivables = {}
+    for r in journal:
+        if r["entry_type"] == "invoice" and r["gl_key"] == "receivables":
+            receivables[r["account_id"]] = int(r["debit_minor"]) - int(r["credit_minor"])
+    assert receivables == {e["account_id"]: int(e["total_minor"]) for e in oct_expected if int(e["total_minor"])}
+    rollforward = list(csv.DictReader((export_dir / "balance_rollforward.csv").open()))
+    unbilled = [r for r in rollforward if r["balance"] == "unbilled_receivables"]
+    assert unbilled and all(int(r["closing_minor"]) == 0 for r in unbilled), unbilled
 
 
 @pytest.mark.slow
