@@ -323,6 +323,11 @@ def assert_void_state(q: Query, voided: bool) -> None:
     }
     assert drawdowns == (w.EXPECTED_VOID_DRAWDOWNS_AFTER if voided else w.EXPECTED_VOID_DRAWDOWNS_BEFORE)
 
+    # reconciliation compares Stripe with invoices somebody owes: a voided one is not among them
+    computed = {r[0] for r in q("select computed_invoice_id from marts.rec_invoice_totals "
+                                 "where computed_invoice_id is not null")}
+    assert (w.VOID_INVOICE in computed) is (not voided)
+
     ledger = q("select invoice_id, voided_at, void_reason from staging.stg_ledger__issued_invoices")
     expected_void = (dt.datetime.fromisoformat(w.VOID_AT), w.VOID_REASON) if voided else (None, None)
     assert [(r[0], r[1], r[2]) for r in ledger] == [(w.VOID_INVOICE, *expected_void)]

@@ -1,5 +1,5 @@
 -- One row per account and billing period that ended by as_of: the computed invoice (the
--- issued one for a locked period, else the current draft) against the Stripe invoice
+-- issued, not voided one for a locked period, else the current draft) against the Stripe invoice
 -- carrying metadata account_id and period (latest extracted version of each invoice).
 with
 
@@ -22,6 +22,9 @@ issued as (
     from {{ ref('stg_ledger__issued_invoices') }} as issued_invoices
     inner join locks
         on issued_invoices.period = locks.period
+    -- a voided invoice is owed by nobody: a Stripe invoice still standing for it is a finding
+    -- (missing_in_computed); one Stripe voided too is ignored like any void Stripe invoice
+    where issued_invoices.voided_at is null
 ),
 
 drafts as (
