@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import re
 import shutil
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -99,42 +100,69 @@ def _currencies(conn: Connection) -> dict[str, int]:
         f"SELECT currency, minor_unit_exponent FROM {qualified('seeds', 'currencies')}")}
 
 
-def _period_rows(conn: Connection, period: str, issued_from_ledger: bool) -> dict[str, list[dict[str, Any]]]:
-    """Everything the exports of `period` show, from the marts (a locked period's journal and
-    revenue are its frozen rows there) and, once issued, the invoices from the ledger."""
+def _plain(value: Any) -> Any:
+    """Engine-independent Python values: an integral DECIMAL (PostgreSQL sums) becomes an int."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+def _plain_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in r.items()} for r in rows]
+
+
+def _period_rows(conn: Connection, period: str) -> dict[str, list[dict[str, Any]]]:
+    """Everything the exports of a locked `period` show: its frozen journal and revenue and its
+    issued invoices from the ledger; the roll-forward and waterfall from the marts (built only
+    from locked periods up to `period`). The first close and every re-export read the same."""
+    ledger = lambda t: qualified("ledger", t)  # noqa: E731
     marts = lambda t: qualified("marts", t)  # noqa: E731
-    cols = ", ".join(c for c in JOURNAL_SNAPSHOT_COLUMNS)
-    journal = conn.fetch_dicts(
-        f"SELECT {cols}, debit_minor, credit_minor FROM {marts('fct_journal_lines')} "
-        "WHERE accounting_period = ? ORDER BY journal_line_id", [period])
-    revenue = conn.fetch_dicts(
-        f"SELECT {', '.join(REVENUE_SNAPSHOT_COLUMNS)} FROM {marts('fct_revenue_daily')} "
+    journal = _plain_rows(conn.fetch_dicts(
+        f"SELECT {', '.join(JOURNAL_SNAPSHOT_COLUMNS)} FROM {ledger('locked_journal_lines')} "
+        "WHERE accounting_period = ? ORDER BY journal_line_id", [period]))
+    for r in journal:
+        amount = int(r["amount_minor"])
+        r["debit_minor"], r["credit_minor"] = max(amount, 0), max(-amount, 0)
+    revenue = _plain_rows(conn.fetch_dicts(
+        f"SELECT {', '.join(REVENUE_SNAPSHOT_COLUMNS)} FROM {ledger('locked_revenue_daily')} "
         "WHERE accounting_period = ? ORDER BY account_id, currency, product, revenue_date, service_period, "
-        "revenue_source, is_catchup", [period])
-    rollforward = conn.fetch_dicts(
+        "revenue_source, is_catchup", [period]))
+    rollforward = _plain_rows(conn.fetch_dicts(
         f"SELECT currency, accounting_period, balance, opening_minor, billed_minor, recognized_minor, "
         f"closing_minor FROM {marts('fct_balance_rollforward')} WHERE accounting_period = ? "
-        "ORDER BY currency, balance", [period])
-    waterfall = conn.fetch_dicts(
+        "ORDER BY currency, balance", [period]))
+    waterfall = _plain_rows(conn.fetch_dicts(
         f"SELECT currency, origin_period, recognition_period, sold_minor, recognized_minor, remaining_minor "
         f"FROM {marts('fct_deferred_revenue_waterfall')} WHERE recognition_period <= ? "
-        "ORDER BY currency, origin_period, recognition_period", [period])
-    if issued_from_ledger:
-        invoices = conn.fetch_dicts(
-            f"SELECT {', '.join(INVOICE_COLUMNS)}, 'issued' AS state FROM {qualified('ledger', 'issued_invoices')} "
-            "WHERE period = ? ORDER BY invoice_id", [period])
-        lines = conn.fetch_dicts(
-            f"SELECT {', '.join(LINE_COLUMNS)} FROM {qualified('ledger', 'issued_invoice_lines')} "
-            "WHERE period = ? ORDER BY invoice_line_id", [period])
-    else:
-        invoices = conn.fetch_dicts(
-            f"SELECT {', '.join(INVOICE_COLUMNS)}, 'issued' AS state FROM {marts('fct_invoices')} "
-            "WHERE period = ? ORDER BY invoice_id", [period])
-        lines = conn.fetch_dicts(
-            f"SELECT {', '.join(LINE_COLUMNS)} FROM {marts('fct_invoice_lines')} "
-            "WHERE period = ? ORDER BY invoice_line_id", [period])
+        "ORDER BY currency, origin_period, recognition_period", [period]))
+    invoices = _plain_rows(conn.fetch_dicts(
+        f"SELECT {', '.join(INVOICE_COLUMNS)}, 'issued' AS state FROM {ledger('issued_invoices')} "
+        "WHERE period = ? ORDER BY invoice_id", [period]))
+    lines = _plain_rows(conn.fetch_dicts(
+        f"SELECT {', '.join(LINE_COLUMNS)} FROM {ledger('issued_invoice_lines')} "
+        "WHERE period = ? ORDER BY invoice_line_id", [period]))
     return {"journal_lines": journal, "revenue_daily": revenue, "rollforward": rollforward,
             "waterfall": waterfall, "invoices": invoices, "invoice_lines": lines}
+
+
+def _mart_rows(conn: Connection, period: str) -> dict[str, list[dict[str, Any]]]:
+    """What the close freezes: the period's journal lines and revenue rows and (first close) its
+    invoices, from the marts just built."""
+    marts = lambda t: qualified("marts", t)  # noqa: E731
+    return {
+        "journal_lines": _plain_rows(conn.fetch_dicts(
+            f"SELECT {', '.join(JOURNAL_SNAPSHOT_COLUMNS)} FROM {marts('fct_journal_lines')} "
+            "WHERE accounting_period = ? ORDER BY journal_line_id", [period])),
+        "revenue_daily": _plain_rows(conn.fetch_dicts(
+            f"SELECT {', '.join(REVENUE_SNAPSHOT_COLUMNS)} FROM {marts('fct_revenue_daily')} "
+            "WHERE accounting_period = ?", [period])),
+        "invoices": _plain_rows(conn.fetch_dicts(
+            f"SELECT {', '.join(INVOICE_COLUMNS)} FROM {marts('fct_invoices')} "
+            "WHERE period = ? ORDER BY invoice_id", [period])),
+        "invoice_lines": _plain_rows(conn.fetch_dicts(
+            f"SELECT {', '.join(LINE_COLUMNS)} FROM {marts('fct_invoice_lines')} "
+            "WHERE period = ? ORDER BY invoice_line_id", [period])),
+    }
 
 
 def _build(conn: Connection, period: str, rows: dict[str, list[dict[str, Any]]]) -> dict[str, bytes]:
@@ -182,7 +210,7 @@ def close_period(conn: Connection, period: str, exports_dir: Path,
     `exports_dir/<period>/`. A locked period is re-exported, byte-identical."""
     start, end = parse_period(period)
     if is_locked(conn, period):
-        files = _build(conn, period, _period_rows(conn, period, issued_from_ledger=True))
+        files = _build(conn, period, _period_rows(conn, period))
         sha = hashlib.sha256(files["manifest.json"]).hexdigest()
         expected = _locked_manifest_sha(conn, period)
         if expected and sha != expected:
@@ -203,36 +231,44 @@ def close_period(conn: Connection, period: str, exports_dir: Path,
         raise IntervalError(f"cannot close {period}: earlier period(s) still open: {', '.join(earlier)} "
                             f"(close them first, in order)")
     reclose = is_issued(conn, period)
-    rows = _period_rows(conn, period, issued_from_ledger=reclose)
-    files = _build(conn, period, rows)  # validates; raises before anything is written
-    manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
+    fresh = _mart_rows(conn, period)
     as_of = loaded_through(conn, ["metering"])
-    invoices = rows["invoices"]
+    invoices = fresh["invoices"]
 
+    # one transaction: issue, freeze, then build the files from what was frozen (the same read
+    # every re-export does) - a validation error rolls everything back, nothing is written
     with conn.transaction():
         if not reclose:
-            issued = [{c: inv[c] for c in INVOICE_COLUMNS} for inv in invoices]
-            if issued:
-                conn.insert_arrow("ledger", "issued_invoices", pa.Table.from_pylist(issued))
-            if rows["invoice_lines"]:
-                conn.insert_arrow("ledger", "issued_invoice_lines", pa.Table.from_pylist(rows["invoice_lines"]))
+            if invoices:
+                conn.insert_arrow("ledger", "issued_invoices", pa.Table.from_pylist(invoices))
+            if fresh["invoice_lines"]:
+                conn.insert_arrow("ledger", "issued_invoice_lines", pa.Table.from_pylist(fresh["invoice_lines"]))
+        if fresh["journal_lines"]:
+            conn.insert_arrow("ledger", "locked_journal_lines",
+                              _snapshot_table(fresh["journal_lines"], JOURNAL_SNAPSHOT_TYPES))
+        if fresh["revenue_daily"]:
+            conn.insert_arrow("ledger", "locked_revenue_daily",
+                              _snapshot_table(fresh["revenue_daily"], REVENUE_SNAPSHOT_TYPES))
+        rows = _period_rows(conn, period)
+        files = _build(conn, period, rows)
+        manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
+        if reclose:
+            conn.execute(f"UPDATE {qualified('ledger', 'period_locks')} SET exports_manifest_sha256 = ? "
+                         "WHERE period = ?", [manifest_sha, period])
+        else:
             conn.execute(
                 f"INSERT INTO {qualified('ledger', 'period_locks')} (period, locked_at_interval, "
                 "exports_manifest_sha256) VALUES (?, ?, ?)",
                 [period, as_of, manifest_sha],
             )
-        journal = [{c: r[c] for c in JOURNAL_SNAPSHOT_COLUMNS} for r in rows["journal_lines"]]
-        if journal:
-            conn.insert_arrow("ledger", "locked_journal_lines", _snapshot_table(journal, JOURNAL_SNAPSHOT_TYPES))
-        if rows["revenue_daily"]:
-            conn.insert_arrow("ledger", "locked_revenue_daily",
-                              _snapshot_table(rows["revenue_daily"], REVENUE_SNAPSHOT_TYPES))
         conn.execute(
             f"INSERT INTO {qualified('ledger', 'period_audit')} (seq, period, action, reason, requested_by, "
             "as_of, exports_manifest_sha256) VALUES (?, ?, 'closed', ?, ?, ?, ?)",
             [_next_seq(conn), period, "reclose after reopen" if reclose else "close", requested_by, as_of,
              manifest_sha],
         )
+        invoices = rows["invoices"]
+        journal = rows["journal_lines"]
     target = _write_folder(exports_dir, period, files)
     return {
         "period": period,
