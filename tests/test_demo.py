@@ -31,7 +31,30 @@ def file_digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None) -> None:
+GOLDEN_SAMPLE = Path(__file__).parent / "exports" / "golden_sample_2026-10"
+
+
+def check_golden_exports(export_dir: Path) -> None:
+    """The sample world's October exports, held as golden files (checked by hand once: invoice
+    totals against the billing system's, JPY without and KWD with three decimals, the prepaid
+    credit's waterfall against the roll-forward). Every CSV and the manifest (which pins the
+    XLSX bytes by hash) must be byte-identical. Regenerate with METERLINE_REGEN_GOLDEN=1."""
+    import os
+    import shutil
+
+    names = sorted(p.name for p in export_dir.iterdir() if p.suffix in (".csv", ".json"))
+    if os.environ.get("METERLINE_REGEN_GOLDEN"):
+        shutil.rmtree(GOLDEN_SAMPLE, ignore_errors=True)
+        GOLDEN_SAMPLE.mkdir(parents=True)
+        for name in names:
+            shutil.copyfile(export_dir / name, GOLDEN_SAMPLE / name)
+    assert names == sorted(p.name for p in GOLDEN_SAMPLE.iterdir())
+    for name in names:
+        assert (export_dir / name).read_bytes() == (GOLDEN_SAMPLE / name).read_bytes(), name
+
+
+def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None,
+               golden: bool = False) -> None:
     res = run_cli("demo", "--dir", str(directory), "--accounts", str(accounts), "--json", env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads(res.stdout)
@@ -79,6 +102,8 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     assert any(n.startswith("xero_manual_journals_") for n in names)
     assert names == {p.name for p in export_dir.iterdir()} - {"manifest.json"}
     check_accounting_exports(export_dir, oct_expected)
+    if golden:
+        check_golden_exports(export_dir)
 
     # a rerun of the last night leaves every warehouse table identical
     before = snapshot(directory)
@@ -128,7 +153,7 @@ def check_accounting_exports(export_dir: Path, oct_expected: list[dict]) -> None
 
 @pytest.mark.slow
 def test_demo_duckdb(tmp_path: Path) -> None:
-    check_demo(tmp_path / "demo", accounts=12)
+    check_demo(tmp_path / "demo", accounts=12, golden=True)
 
 
 @pytest.mark.slow
