@@ -95,8 +95,9 @@ def _next_seq(conn: Connection) -> int:
     return int(row[0]) + 1
 
 
-def _currencies(conn: Connection) -> dict[str, int]:
-    return {r[0]: int(r[1]) for r in conn.fetchall(
+def _currencies(conn: Connection) -> dict[str, int | None]:
+    # a NULL exponent stays None: the export validation names the currency (int() would crash)
+    return {r[0]: None if r[1] is None else int(r[1]) for r in conn.fetchall(
         f"SELECT currency, minor_unit_exponent FROM {qualified('seeds', 'currencies')}")}
 
 
