@@ -60,6 +60,21 @@ def missing_nights(conn: Connection, start: dt.date, end: dt.date) -> list[dt.da
     return [d for d in days if d not in have]
 
 
+def check_closable(conn: Connection, period: str) -> None:
+    """Raise IntervalError unless every night of `period` was run and every earlier billing
+    period is locked (periods close in order)."""
+    start, end = parse_period(period)
+    missing = missing_nights(conn, start, end)
+    if missing:
+        raise IntervalError(
+            f"cannot close {period}: nightly runs missing for {len(missing)} day(s), first {missing[0]} "
+            f"(run: meterline run --start {missing[0]} --end {missing[-1]})")
+    earlier = _earlier_open_periods(conn, period)
+    if earlier:
+        raise IntervalError(f"cannot close {period}: earlier period(s) still open: {', '.join(earlier)} "
+                            f"(close them first, in order)")
+
+
 def is_issued(conn: Connection, period: str) -> bool:
     """The period's invoices were issued (it was closed once; reopening does not un-issue)."""
     row = conn.fetchone(f"SELECT count(*) FROM {qualified('ledger', 'period_locks')} WHERE period = ?", [period])
@@ -95,6 +110,19 @@ def _next_seq(conn: Connection) -> int:
     return int(row[0]) + 1
 
 
+def _frozen_window(conn: Connection, period: str) -> tuple[str, list[str]]:
+    """The accounting periods whose journal and revenue the close of `period` freezes and its
+    exports show: `period` itself and, at the first close, every accounting period before it
+    (prehistory: e.g. a prepaid credit sold before the first billing period), so no locked
+    opening balance can move afterwards. The same window as the dbt macro
+    accounting_lock_period. A SQL condition on accounting_period and its parameters."""
+    row = conn.fetchone(
+        f"SELECT max(period) FROM {qualified('ledger', 'period_locks')} WHERE period < ?", [period])
+    if row and row[0]:
+        return "accounting_period > ? AND accounting_period <= ?", [row[0], period]
+    return "accounting_period <= ?", [period]
+
+
 def _currencies(conn: Connection) -> dict[str, int | None]:
     # a NULL exponent stays None: the export validation names the currency (int() would crash)
     return {r[0]: None if r[1] is None else int(r[1]) for r in conn.fetchall(
@@ -118,16 +146,17 @@ def _period_rows(conn: Connection, period: str) -> dict[str, list[dict[str, Any]
     from locked periods up to `period`). The first close and every re-export read the same."""
     ledger = lambda t: qualified("ledger", t)  # noqa: E731
     marts = lambda t: qualified("marts", t)  # noqa: E731
+    window, params = _frozen_window(conn, period)
     journal = _plain_rows(conn.fetch_dicts(
         f"SELECT {', '.join(JOURNAL_SNAPSHOT_COLUMNS)} FROM {ledger('locked_journal_lines')} "
-        "WHERE accounting_period = ? ORDER BY journal_line_id", [period]))
+        f"WHERE {window} ORDER BY journal_line_id", params))
     for r in journal:
         amount = int(r["amount_minor"])
         r["debit_minor"], r["credit_minor"] = max(amount, 0), max(-amount, 0)
     revenue = _plain_rows(conn.fetch_dicts(
         f"SELECT {', '.join(REVENUE_SNAPSHOT_COLUMNS)} FROM {ledger('locked_revenue_daily')} "
-        "WHERE accounting_period = ? ORDER BY account_id, currency, product, revenue_date, service_period, "
-        "revenue_source, is_catchup", [period]))
+        f"WHERE {window} ORDER BY account_id, currency, product, revenue_date, service_period, "
+        "revenue_source, is_catchup", params))
     rollforward = _plain_rows(conn.fetch_dicts(
         f"SELECT currency, accounting_period, balance, opening_minor, billed_minor, recognized_minor, "
         f"closing_minor FROM {marts('fct_balance_rollforward')} WHERE accounting_period = ? "
@@ -150,13 +179,14 @@ def _mart_rows(conn: Connection, period: str) -> dict[str, list[dict[str, Any]]]
     """What the close freezes: the period's journal lines and revenue rows and (first close) its
     invoices, from the marts just built."""
     marts = lambda t: qualified("marts", t)  # noqa: E731
+    window, params = _frozen_window(conn, period)
     return {
         "journal_lines": _plain_rows(conn.fetch_dicts(
             f"SELECT {', '.join(JOURNAL_SNAPSHOT_COLUMNS)} FROM {marts('fct_journal_lines')} "
-            "WHERE accounting_period = ? ORDER BY journal_line_id", [period])),
+            f"WHERE {window} ORDER BY journal_line_id", params)),
         "revenue_daily": _plain_rows(conn.fetch_dicts(
             f"SELECT {', '.join(REVENUE_SNAPSHOT_COLUMNS)} FROM {marts('fct_revenue_daily')} "
-            "WHERE accounting_period = ?", [period])),
+            f"WHERE {window}", params)),
         "invoices": _plain_rows(conn.fetch_dicts(
             f"SELECT {', '.join(INVOICE_COLUMNS)} FROM {marts('fct_invoices')} "
             "WHERE period = ? ORDER BY invoice_id", [period])),
@@ -221,16 +251,7 @@ def close_period(conn: Connection, period: str, exports_dir: Path,
         target = _write_folder(exports_dir, period, files)
         return {"period": period, "action": "already_closed", "manifest_sha256": sha,
                 "exports": sorted(str(target / n) for n in files)}
-    missing = missing_nights(conn, start, end)
-    if missing:
-        shown = ", ".join(d.isoformat() for d in missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise IntervalError(
-            f"cannot close {period}: nightly runs missing for {len(missing)} day(s): {shown}"
-        )
-    earlier = _earlier_open_periods(conn, period)
-    if earlier:
-        raise IntervalError(f"cannot close {period}: earlier period(s) still open: {', '.join(earlier)} "
-                            f"(close them first, in order)")
+    check_closable(conn, period)
     reclose = is_issued(conn, period)
     fresh = _mart_rows(conn, period)
     as_of = loaded_through(conn, ["metering"])
@@ -297,9 +318,10 @@ def reopen_period(conn: Connection, period: str, reason: str, requested_by: str 
     if later:
         raise IntervalError(f"cannot reopen {period}: later period(s) locked: {', '.join(later)} (reopen them first)")
     as_of = loaded_through(conn, ["metering"])
+    window, params = _frozen_window(conn, period)
     with conn.transaction():
-        conn.execute(f"DELETE FROM {qualified('ledger', 'locked_journal_lines')} WHERE accounting_period = ?", [period])
-        conn.execute(f"DELETE FROM {qualified('ledger', 'locked_revenue_daily')} WHERE accounting_period = ?", [period])
+        for table in ("locked_journal_lines", "locked_revenue_daily"):
+            conn.execute(f"DELETE FROM {qualified('ledger', table)} WHERE {window}", params)
         conn.execute(
             f"INSERT INTO {qualified('ledger', 'period_audit')} (seq, period, action, reason, requested_by, "
             "as_of, exports_manifest_sha256) VALUES (?, ?, 'reopened', ?, ?, ?, NULL)",

@@ -220,25 +220,22 @@ def nightly(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> d
 
 
 def close(cfg: Config, period: str, progress: Progress = _stderr) -> dict[str, Any]:
-    from exports.close import close_period, is_locked, missing_nights, parse_period
+    from exports.close import check_closable, close_period, is_locked, parse_period
     from ingest.load import ensure_raw
 
-    start, end = parse_period(period)
+    parse_period(period)
     with connect(cfg.warehouse) as conn:
         ensure_raw(conn)
         if is_locked(conn, period):
             return close_period(conn, period, cfg.exports_dir)
-        missing = missing_nights(conn, start, end)
-    if missing:
-        raise IntervalError(
-            f"cannot close {period}: nightly runs missing for {len(missing)} day(s), "
-            f"first {missing[0]} (run: meterline run --start {missing[0]} --end {missing[-1]})"
-        )
+        check_closable(conn, period)  # before the dbt build: fail fast
     progress(f"close {period}: dbt build ...")
     dbt.build(cfg)
     with connect(cfg.warehouse) as conn:
         result = close_period(conn, period, cfg.exports_dir)
-    progress(f"close {period}: {result.get('invoices', 0)} invoices issued, exports written; rebuilding marts ...")
+    done = ("invoices already issued at the first close, left as they are" if result["action"] == "reclosed"
+            else f"{result['invoices']} invoices issued")
+    progress(f"close {period}: {done}; exports written; rebuilding marts ...")
     dbt.build(cfg)
     with connect(cfg.warehouse) as conn:
         record_invoice_versions(conn)

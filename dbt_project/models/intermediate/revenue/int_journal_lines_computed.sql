@@ -234,36 +234,6 @@ prepaid_grants as (
         and credits.granted_at < as_of.as_of
 ),
 
-grant_lines as (
-    select
-        {{ dbt.concat(["'grant|'", "credit_id"]) }} as entry_id,
-        entry_date,
-        'credit_grant' as entry_type,
-        account_id,
-        currency,
-        'receivables' as gl_key,
-        cast(null as {{ dbt.type_string() }}) as product,
-        amount_minor,
-        {{ dbt.concat(["'Prepaid credit sold '", "credit_id"]) }} as memo,
-        {{ format_period('entry_date') }} as service_period,
-        credit_id as reference
-    from prepaid_grants
-    union all
-    select
-        {{ dbt.concat(["'grant|'", "credit_id"]) }} as entry_id,
-        entry_date,
-        'credit_grant' as entry_type,
-        account_id,
-        currency,
-        'deferred_revenue' as gl_key,
-        cast(null as {{ dbt.type_string() }}) as product,
-        -amount_minor as amount_minor,
-        {{ dbt.concat(["'Prepaid credit sold '", "credit_id"]) }} as memo,
-        {{ format_period('entry_date') }} as service_period,
-        credit_id as reference
-    from prepaid_grants
-),
-
 breakage_by_credit as (
     select
         credits.credit_id,
@@ -285,36 +255,6 @@ breakage_by_credit as (
     group by credits.credit_id, credits.account_id, credits.currency, credits.expires_at, credits.amount_minor
 ),
 
-breakage_lines as (
-    select
-        {{ dbt.concat(["'brk|'", "credit_id"]) }} as entry_id,
-        entry_date,
-        'breakage' as entry_type,
-        account_id,
-        currency,
-        'deferred_revenue' as gl_key,
-        cast(null as {{ dbt.type_string() }}) as product,
-        remaining_minor as amount_minor,
-        {{ dbt.concat(["'Prepaid credit expired '", "credit_id"]) }} as memo,
-        {{ format_period('entry_date') }} as service_period,
-        credit_id as reference
-    from breakage_by_credit
-    union all
-    select
-        {{ dbt.concat(["'brk|'", "credit_id"]) }} as entry_id,
-        entry_date,
-        'breakage' as entry_type,
-        account_id,
-        currency,
-        'revenue:credit_breakage' as gl_key,
-        'credit_breakage' as product,
-        -remaining_minor as amount_minor,
-        {{ dbt.concat(["'Prepaid credit expired '", "credit_id"]) }} as memo,
-        {{ format_period('entry_date') }} as service_period,
-        credit_id as reference
-    from breakage_by_credit
-),
-
 stripe_charges as (
     select
         charges.charge_id,
@@ -328,30 +268,67 @@ stripe_charges as (
     where charges.charge_status = 'succeeded'
 ),
 
-stripe_money as (
-    -- (entry type, object id, account, currency, day, amount, debit key, credit key, product)
+-- the entries of exactly two lines: one row each, (entry type, entry id prefix, memo prefix, object
+-- id, account, currency, day, amount, debit GL key and product, credit GL key and product)
+two_sided as (
+    select
+        'credit_grant' as entry_type,
+        'grant' as entry_prefix,
+        'Prepaid credit sold ' as memo_prefix,
+        credit_id as object_id,
+        account_id,
+        currency,
+        entry_date,
+        amount_minor,
+        'receivables' as debit_key,
+        cast(null as {{ dbt.type_string() }}) as debit_product,
+        'deferred_revenue' as credit_key,
+        cast(null as {{ dbt.type_string() }}) as credit_product
+    from prepaid_grants
+    union all
+    select
+        'breakage' as entry_type,
+        'brk' as entry_prefix,
+        'Prepaid credit expired ' as memo_prefix,
+        credit_id as object_id,
+        account_id,
+        currency,
+        entry_date,
+        remaining_minor as amount_minor,
+        'deferred_revenue' as debit_key,
+        cast(null as {{ dbt.type_string() }}) as debit_product,
+        'revenue:credit_breakage' as credit_key,
+        'credit_breakage' as credit_product
+    from breakage_by_credit
+    union all
     select
         'charge' as entry_type,
+        'charge' as entry_prefix,
+        'charge ' as memo_prefix,
         charge_id as object_id,
         account_id,
         currency,
         entry_date,
         amount_minor,
         'cash_clearing' as debit_key,
+        cast(null as {{ dbt.type_string() }}) as debit_product,
         'receivables' as credit_key,
-        cast(null as {{ dbt.type_string() }}) as product
+        cast(null as {{ dbt.type_string() }}) as credit_product
     from stripe_charges
     union all
     select
         'stripe_fee' as entry_type,
+        'stripe_fee' as entry_prefix,
+        'stripe_fee ' as memo_prefix,
         balance_transactions.balance_transaction_id as object_id,
         stripe_charges.account_id,
         balance_transactions.currency,
         cast(balance_transactions.created_at as date) as entry_date,
         balance_transactions.fee_minor as amount_minor,
         'stripe_fees' as debit_key,
+        cast(null as {{ dbt.type_string() }}) as debit_product,
         'cash_clearing' as credit_key,
-        cast(null as {{ dbt.type_string() }}) as product
+        cast(null as {{ dbt.type_string() }}) as credit_product
     from {{ ref('stg_stripe__balance_transactions') }} as balance_transactions
     left join stripe_charges
         on balance_transactions.source_id = stripe_charges.charge_id
@@ -359,14 +336,17 @@ stripe_money as (
     union all
     select
         'refund' as entry_type,
+        'refund' as entry_prefix,
+        'refund ' as memo_prefix,
         refunds.refund_id as object_id,
         customers.account_id,
         refunds.currency,
         cast(refunds.created_at as date) as entry_date,
         refunds.amount_minor,
         'refunds' as debit_key,
+        'refunds' as debit_product,
         'cash_clearing' as credit_key,
-        'refunds' as product
+        cast(null as {{ dbt.type_string() }}) as credit_product
     from {{ ref('int_stripe_refunds_latest') }} as refunds
     left join charges
         on refunds.charge_id = charges.charge_id
@@ -376,14 +356,17 @@ stripe_money as (
     union all
     select
         'credit_note' as entry_type,
+        'credit_note' as entry_prefix,
+        'credit_note ' as memo_prefix,
         credit_notes.credit_note_id as object_id,
         customers.account_id,
         credit_notes.currency,
         cast(credit_notes.created_at as date) as entry_date,
         credit_notes.amount_minor,
         'contra_revenue' as debit_key,
+        'credit_notes' as debit_product,
         'receivables' as credit_key,
-        'credit_notes' as product
+        cast(null as {{ dbt.type_string() }}) as credit_product
     from {{ ref('int_stripe_credit_notes_latest') }} as credit_notes
     left join customers
         on credit_notes.customer_id = customers.customer_id
@@ -391,46 +374,49 @@ stripe_money as (
     union all
     select
         'payout' as entry_type,
+        'payout' as entry_prefix,
+        'payout ' as memo_prefix,
         payout_id as object_id,
         cast(null as {{ dbt.type_string() }}) as account_id,
         currency,
         cast(arrival_at as date) as entry_date,
         amount_minor,
         'bank' as debit_key,
+        cast(null as {{ dbt.type_string() }}) as debit_product,
         'cash_clearing' as credit_key,
-        cast(null as {{ dbt.type_string() }}) as product
+        cast(null as {{ dbt.type_string() }}) as credit_product
     from {{ ref('stg_stripe__payouts') }}
     where payout_status = 'paid'
 ),
 
-stripe_lines as (
+two_sided_lines as (
     select
-        {{ dbt.concat(["entry_type", "'|'", "object_id"]) }} as entry_id,
+        {{ dbt.concat(["entry_prefix", "'|'", "object_id"]) }} as entry_id,
         entry_date,
         entry_type,
         account_id,
         currency,
         debit_key as gl_key,
-        product,
+        debit_product as product,
         amount_minor,
-        {{ dbt.concat(["entry_type", "' '", "object_id"]) }} as memo,
+        {{ dbt.concat(["memo_prefix", "object_id"]) }} as memo,
         {{ format_period('entry_date') }} as service_period,
         object_id as reference
-    from stripe_money
+    from two_sided
     union all
     select
-        {{ dbt.concat(["entry_type", "'|'", "object_id"]) }} as entry_id,
+        {{ dbt.concat(["entry_prefix", "'|'", "object_id"]) }} as entry_id,
         entry_date,
         entry_type,
         account_id,
         currency,
         credit_key as gl_key,
-        cast(null as {{ dbt.type_string() }}) as product,
+        credit_product as product,
         -amount_minor as amount_minor,
-        {{ dbt.concat(["entry_type", "' '", "object_id"]) }} as memo,
+        {{ dbt.concat(["memo_prefix", "object_id"]) }} as memo,
         {{ format_period('entry_date') }} as service_period,
         object_id as reference
-    from stripe_money
+    from two_sided
 ),
 
 all_lines as (
@@ -438,11 +424,7 @@ all_lines as (
     union all
     select * from invoice_lines_booked
     union all
-    select * from grant_lines
-    union all
-    select * from breakage_lines
-    union all
-    select * from stripe_lines
+    select * from two_sided_lines
 )
 
 select

@@ -15,18 +15,12 @@ locks as (
     select * from {{ ref('int_accounting_locks') }}
 ),
 
-locked as (
-    select * from {{ ref('stg_ledger__locked_journal_lines') }}
+targets as (
+    select * from {{ ref('int_accounting_catchup_targets') }}
 ),
 
-open_periods as (
-    select
-        periods.period,
-        periods.period_start
-    from {{ ref('int_billing_periods') }} as periods
-    left join locks
-        on periods.period = locks.period
-    where locks.period is null
+locked as (
+    select * from {{ ref('stg_ledger__locked_journal_lines') }}
 ),
 
 open_lines as (
@@ -50,7 +44,7 @@ open_lines as (
         cast(null as {{ dbt.type_string() }}) as gl_account_type
     from computed
     left join locks
-        on computed.accounting_period = locks.period
+        on {{ accounting_lock_period('computed.accounting_period') }} = locks.period
     where locks.period is null
 ),
 
@@ -65,7 +59,7 @@ differences as (
         sum(amount_minor) as amount_minor
     from (
         select
-            computed.accounting_period,
+            {{ accounting_lock_period('computed.accounting_period') }} as accounting_period,
             computed.account_id,
             computed.currency,
             computed.gl_key,
@@ -74,12 +68,15 @@ differences as (
             computed.amount_minor
         from computed
         inner join locks
-            on computed.accounting_period = locks.period
+            on {{ accounting_lock_period('computed.accounting_period') }} = locks.period
         union all
         -- what is frozen about a locked period: its own lines, and the catch-ups for it that
         -- later locked periods already booked
         select
-            case when is_catchup then service_period else accounting_period end as accounting_period,
+            case
+                when is_catchup then service_period
+                else {{ accounting_lock_period('accounting_period') }}
+            end as accounting_period,
             account_id,
             currency,
             gl_key,
@@ -90,16 +87,6 @@ differences as (
     ) as both_sides
     group by accounting_period, account_id, currency, gl_key, product, reference
     having sum(amount_minor) <> 0
-),
-
-targets as (
-    select
-        locks.period as locked_period,
-        min(open_periods.period_start) as target_start
-    from locks
-    inner join open_periods
-        on locks.period < open_periods.period
-    group by locks.period
 ),
 
 catchup_lines as (
@@ -113,7 +100,7 @@ catchup_lines as (
             "'catchup|'", "differences.locked_period", "'|'", "coalesce(differences.account_id, '')", "'|'",
             "differences.currency"]) }} as entry_id,
         targets.target_start as entry_date,
-        {{ format_period('targets.target_start') }} as accounting_period,
+        targets.target_period as accounting_period,
         'catchup' as entry_type,
         differences.account_id,
         differences.currency,
@@ -186,4 +173,4 @@ from all_lines
 left join {{ ref('gl_accounts') }} as gl_accounts
     on all_lines.gl_key = gl_accounts.gl_key
 left join locks
-    on all_lines.accounting_period = locks.period
+    on {{ accounting_lock_period('all_lines.accounting_period') }} = locks.period

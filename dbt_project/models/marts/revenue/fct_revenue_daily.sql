@@ -13,18 +13,12 @@ locks as (
     select * from {{ ref('int_accounting_locks') }}
 ),
 
-locked as (
-    select * from {{ ref('stg_ledger__locked_revenue_daily') }}
+targets as (
+    select * from {{ ref('int_accounting_catchup_targets') }}
 ),
 
-open_periods as (
-    select
-        periods.period,
-        periods.period_start
-    from {{ ref('int_billing_periods') }} as periods
-    left join locks
-        on periods.period = locks.period
-    where locks.period is null
+locked as (
+    select * from {{ ref('stg_ledger__locked_revenue_daily') }}
 ),
 
 open_rows as (
@@ -40,7 +34,7 @@ open_rows as (
         false as is_catchup
     from computed
     left join locks
-        on computed.accounting_period = locks.period
+        on {{ accounting_lock_period('computed.accounting_period') }} = locks.period
     where locks.period is null
 ),
 
@@ -54,7 +48,7 @@ differences as (
         sum(revenue_minor) as revenue_minor
     from (
         select
-            computed.accounting_period,
+            {{ accounting_lock_period('computed.accounting_period') }} as accounting_period,
             computed.account_id,
             computed.currency,
             computed.product,
@@ -62,12 +56,15 @@ differences as (
             computed.revenue_minor
         from computed
         inner join locks
-            on computed.accounting_period = locks.period
+            on {{ accounting_lock_period('computed.accounting_period') }} = locks.period
         union all
         -- what is frozen about a locked period: its own rows, and the catch-ups for it that
         -- later locked periods already booked
         select
-            case when is_catchup then service_period else accounting_period end as accounting_period,
+            case
+                when is_catchup then service_period
+                else {{ accounting_lock_period('accounting_period') }}
+            end as accounting_period,
             account_id,
             currency,
             product,
@@ -79,23 +76,13 @@ differences as (
     having sum(revenue_minor) <> 0
 ),
 
-targets as (
-    select
-        locks.period as locked_period,
-        min(open_periods.period_start) as target_start
-    from locks
-    inner join open_periods
-        on locks.period < open_periods.period
-    group by locks.period
-),
-
 catchup_rows as (
     select
         differences.account_id,
         differences.currency,
         differences.product,
         targets.target_start as revenue_date,
-        {{ format_period('targets.target_start') }} as accounting_period,
+        targets.target_period as accounting_period,
         differences.locked_period as service_period,
         differences.revenue_source,
         differences.revenue_minor,
