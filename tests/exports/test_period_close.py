@@ -1,9 +1,8 @@
 """Period close on the sample world (DuckDB), end to end: a locked period never changes.
 
 One `meterline demo` (4 accounts; nights 2026-10-01 .. 2026-11-03; 2026-10 closed) is shared by
-the module, and every test that changes anything works on its own copy of the demo folder. A
-second, independent demo runs at the same time as the first, only when the byte-identity test
-is selected.
+the module, and every test that changes anything works on its own copy of the demo folder. (That
+two independent demos write byte-identical exports is the golden-file check of tests/test_demo.py.)
 
   * late usage for a locked October hour: the locked journal, revenue and every export of
     2026-10 stay byte-identical (also through a second close); the difference is a balanced
@@ -13,7 +12,6 @@ is selected.
     the period closes again ("reclosed") without issuing anything twice;
   * bad input (a currency without an exponent, a product without a GL mapping) stops the close
     before anything is written: no ledger row, no file, no temporary folder;
-  * two independent demos write byte-identical exports of 2026-10.
 """
 
 from __future__ import annotations
@@ -108,7 +106,7 @@ def _demos(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         if getattr(item, "module", None) is request.module:
             used.update(getattr(item, "fixturenames", ()))
     base = tmp_path_factory.mktemp("period_close")
-    procs = {name: _start_demo(base / name) for name in ("world", "twin_world") if name in used}
+    procs = {name: _start_demo(base / name) for name in ("world",) if name in used}
     state: dict[str, Any] = {"base": base, "procs": procs}
     try:
         yield state
@@ -134,11 +132,6 @@ def _finished_demo(state: dict[str, Any], name: str) -> Path:
 def world(_demos: dict[str, Any]) -> Path:
     """The shared demo folder: read it, or copy it (`_copy`) before changing anything."""
     return _finished_demo(_demos, "world")
-
-
-@pytest.fixture(scope="module")
-def twin_world(_demos: dict[str, Any]) -> Path:
-    return _finished_demo(_demos, "twin_world")
 
 
 def _copy(world: Path, tmp_path: Path) -> Path:
@@ -559,16 +552,50 @@ def test_bad_input_stops_the_close_before_anything_is_written(world: Path, tmp_p
         nothing_written(conn)
 
 
-# ----------------------------------------------------------------------------- 4. byte identity
+# ----------------------------------------------------------------------------- 4. prehistory
 
 
-def test_two_independent_demos_write_byte_identical_exports(world: Path, twin_world: Path) -> None:
-    ours, theirs = _tree(world / "exports"), _tree(twin_world / "exports")
-    assert list(ours) == list(theirs)
-    names = {Path(n).name for n, data in ours.items() if data is not None and n.startswith(f"{PERIOD}/")}
-    assert {"manifest.json", "journal_entries.csv", "journal_entries.xlsx",
-            "invoice_register.xlsx"} <= names
-    differing = [name for name in ours if ours[name] != theirs[name]]
-    assert differing == []
-    manifest = json.loads(ours[f"{PERIOD}/manifest.json"])
-    assert {f["name"] for f in manifest["files"]} | {"manifest.json"} == names
+def test_a_changed_prepaid_credit_sold_before_the_first_period_is_a_catchup(
+        world: Path, tmp_path: Path) -> None:
+    """The first close froze and exported the entries dated before the first billing period (a
+    prepaid credit sold in the summer): when the billing system later changes that credit, the
+    locked October files stay byte-identical and the difference is a catch-up in November."""
+    d = _copy(world, tmp_path)
+    exports = d / "exports"
+    files_before = _tree(exports)
+    journal = files_before[f"{PERIOD}/journal_entries.csv"].decode()
+    with _warehouse(d) as conn:
+        grant = conn.fetchone(
+            "SELECT reference, account_id, currency, accounting_period, amount_minor FROM ledger.locked_journal_lines "
+            "WHERE entry_type = 'credit_grant' AND gl_key = 'deferred_revenue' AND accounting_period < ? "
+            "ORDER BY reference LIMIT 1", [PERIOD])
+        assert grant is not None, "the sample world has no prepaid credit sold before October"
+        credit_id, account_id, currency, sold_period, amount = grant
+        assert f"grant|{credit_id}|deferred_revenue" in journal  # exported with the first close
+        frozen_before = _frozen_state(conn)
+
+    extra = 1_234
+    bill = duckdb.connect(str(d / "sources" / "billing.duckdb"))
+    try:
+        assert bill.execute("UPDATE credits SET amount_minor = amount_minor + ? WHERE credit_id = ?",
+                            [extra, credit_id]).fetchone()[0] == 1
+    finally:
+        bill.close()
+    res = _cli(d, "run", "--date", RERUN_NIGHT, "--json")
+    assert res.returncode in (0, 1), res.stderr[-3000:]
+
+    assert _tree(exports) == files_before
+    with _warehouse(d) as conn:
+        assert _frozen_state(conn) == frozen_before
+        assert conn.fetchone("SELECT count(*) FROM ledger.locked_journal_lines WHERE accounting_period = ?",
+                             [sold_period])[0] > 0
+        catchup = conn.fetchall(
+            "SELECT accounting_period, service_period, gl_key, amount_minor FROM marts.fct_journal_lines "
+            "WHERE is_catchup AND account_id = ? AND reference = ? ORDER BY gl_key", [account_id, credit_id])
+        # the sale grew by `extra`: receivable up, deferred revenue (a credit) up, booked in November
+        # for the lock that froze it (October's, the first close)
+        assert catchup == [(NEXT_PERIOD, PERIOD, "deferred_revenue", -extra),
+                           (NEXT_PERIOD, PERIOD, "receivables", extra)]
+        assert conn.fetchone("SELECT count(*) FROM marts.fct_journal_lines WHERE NOT is_catchup "
+                             "AND reference = ? AND accounting_period = ? AND amount_minor = ?",
+                             [credit_id, sold_period, -amount])[0] == 1
