@@ -272,6 +272,44 @@ LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
         ("reason", "VARCHAR"),
         ("detail", "VARCHAR"),
     ],
+    # engineers' alerts (reconcile/alerts.py): the open findings as of each night, one snapshot
+    # per as_of (a rerun of the night replaces it); the next night is classified against it
+    "alert_state": [
+        ("as_of", "TIMESTAMP"),
+        ("finding_key", "VARCHAR"),
+        ("check_name", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("day", "VARCHAR"),
+        ("object_id", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("difference", "DECIMAL(38, 12)"),
+        ("unit", "VARCHAR"),
+        ("first_seen_as_of", "TIMESTAMP"),
+        ("changed_as_of", "TIMESTAMP"),
+        ("last_seen_as_of", "TIMESTAMP"),
+        ("carried", "BOOLEAN"),
+    ],
+    # every alerted item per channel and attempt: outcome sent | failed with a one-line reason
+    # (secrets masked); a rerun of the night sends only what no earlier attempt sent
+    "alert_log": [
+        ("as_of", "TIMESTAMP"),
+        ("alert_date", "DATE"),
+        ("run_seq", "BIGINT"),
+        ("channel", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("item_key", "VARCHAR"),
+        ("check_name", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("difference", "DECIMAL(38, 12)"),
+        ("unit", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("message_title", "VARCHAR"),
+    ],
 }
 
 
