@@ -59,10 +59,28 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
     "reconcile": {
         "tolerance_abs": (int, 0),
         "tolerance_rel": (Decimal, Decimal("0.001")),
+        # per data category, overriding the two above: { api_calls = { abs = 10, rel = "0.002" } }
+        "tolerance_by_category": (dict, {}),
+        # a source whose newest data is older than this (data time, against as_of) is stale
+        "freshness_max_hours": (int, 36),
+        # Great Expectations' project folder (its Data Docs HTML is under uncommitted/data_docs/)
+        "gx_dir": (str, ".meterline/gx"),
+    },
+    "alerts": {
+        # Slack-compatible incoming webhook: its URL is a secret (METERLINE_ALERTS_SLACK_WEBHOOK_URL)
+        "smtp_host": (str, ""),
+        "smtp_port": (int, 25),
+        "smtp_starttls": (bool, False),
+        "smtp_user": (str, ""),
+        "smtp_from": (str, "meterline@localhost"),
+        "smtp_to": (str, ""),  # comma-separated recipients
+        "timeout_seconds": (float, 10.0),
+        "top_offenders": (int, 5),
     },
 }
 
-SECRET_KEYS = {("sources", "stripe_api_key")}
+# secrets: only from the environment, as METERLINE_<SECTION>_<KEY>
+SECRET_KEYS = {("sources", "stripe_api_key"), ("alerts", "slack_webhook_url"), ("alerts", "smtp_password")}
 
 
 @dataclass(frozen=True)
@@ -169,6 +187,15 @@ class Config:
     def stripe_api_key(self) -> str:
         return self.secrets.get("stripe_api_key", "")
 
+    def secret(self, section: str, key: str) -> str:
+        """A secret from the environment (METERLINE_<SECTION>_<KEY>), or ""."""
+        return self.secrets.get(key if (section, key) == ("sources", "stripe_api_key") else f"{section}_{key}", "")
+
+    def tolerance(self, category: str) -> tuple[int, Decimal]:
+        """(absolute, relative) tolerance of a data category's usage comparisons."""
+        own = self.get("reconcile", "tolerance_by_category").get(category, {})
+        return own.get("abs", self.get("reconcile", "tolerance_abs")), own.get("rel", self.get("reconcile", "tolerance_rel"))
+
     def source_target(self, name: str) -> WarehouseTarget:
         return parse_db_url(self.get("sources", f"{name}_url"), self.base_dir, f"sources.{name}_url")
 
@@ -178,6 +205,12 @@ class Config:
             "stripe_invoice_grace_days": self.get("pipeline", "stripe_invoice_grace_days"),
             "tolerance_abs": self.get("reconcile", "tolerance_abs"),
             "tolerance_rel": str(self.get("reconcile", "tolerance_rel")),
+            "tolerance_by_category": {
+                category: {"abs": abs_, "rel": str(rel)}
+                for category in sorted(self.get("reconcile", "tolerance_by_category"))
+                for abs_, rel in [self.tolerance(category)]
+            },
+            "freshness_max_hours": self.get("reconcile", "freshness_max_hours"),
         }
 
 
@@ -212,11 +245,51 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
+        if typ is dict:
+            return _tolerances(value, origin)
     except (ValueError, InvalidOperation) as exc:
         raise ConfigError(
             f"{origin}: [{section}] {key} must be {typ.__name__}, got {value!r}"
         ) from exc
     return value
+
+
+def _tolerances(value: Any, origin: str) -> dict[str, dict[str, Any]]:
+    """[reconcile] tolerance_by_category: category -> {abs: int >= 0, rel: decimal string >= 0}."""
+    import json
+
+    if isinstance(value, str):  # from the environment: JSON
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{origin}: [reconcile] tolerance_by_category must be a table (JSON in the "
+                              f"environment): {exc}") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{origin}: [reconcile] tolerance_by_category must be a table, got {value!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for category, tol in value.items():
+        where = f"{origin}: [reconcile] tolerance_by_category.{category}"
+        if not isinstance(category, str) or not category.replace("_", "").isalnum():
+            raise ConfigError(f"{where}: a data category is letters, digits and _")
+        if not isinstance(tol, dict) or not set(tol) <= {"abs", "rel"} or not tol:
+            raise ConfigError(f"{where} must be a table with abs and/or rel, got {tol!r}")
+        own: dict[str, Any] = {}
+        if "abs" in tol:
+            if isinstance(tol["abs"], bool) or not isinstance(tol["abs"], int) or tol["abs"] < 0:
+                raise ConfigError(f"{where}.abs must be an integer >= 0, got {tol['abs']!r}")
+            own["abs"] = tol["abs"]
+        if "rel" in tol:
+            if not isinstance(tol["rel"], str):
+                raise ConfigError(f"{where}.rel must be a quoted decimal string, e.g. \"0.001\"")
+            try:
+                rel = Decimal(tol["rel"])
+            except InvalidOperation as exc:
+                raise ConfigError(f"{where}.rel is not a decimal: {tol['rel']!r}") from exc
+            if not rel.is_finite() or rel < 0:
+                raise ConfigError(f"{where}.rel must be >= 0, got {tol['rel']!r}")
+            own["rel"] = rel
+        out[category] = own
+    return out
 
 
 def find_config_file(explicit: str | Path | None = None) -> Path | None:
@@ -271,6 +344,9 @@ def load_config(explicit: str | Path | None = None, env: dict[str, str] | None =
         secrets["stripe_api_key"] = env.get("METERLINE_SOURCES_STRIPE_API_KEY") or env.get(
             "METERLINE_STRIPE_API_KEY", ""
         )
+    for section, key in sorted(SECRET_KEYS - {("sources", "stripe_api_key")}):
+        if env.get(f"METERLINE_{section.upper()}_{key.upper()}"):
+            secrets[f"{section}_{key}"] = env[f"METERLINE_{section.upper()}_{key.upper()}"]
     if values["sources"]["metering_format"] not in ("parquet", "csv"):
         raise ConfigError(
             f"[sources] metering_format must be \"parquet\" or \"csv\", "
