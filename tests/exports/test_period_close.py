@@ -555,30 +555,31 @@ def test_bad_input_stops_the_close_before_anything_is_written(world: Path, tmp_p
 # ----------------------------------------------------------------------------- 4. prehistory
 
 
-def test_a_changed_prepaid_credit_sold_before_the_first_period_is_a_catchup(
+def test_a_prepaid_credit_sold_before_the_first_period_learnt_after_close_is_a_catchup(
         world: Path, tmp_path: Path) -> None:
-    """The first close froze and exported the entries dated before the first billing period (a
-    prepaid credit sold in the summer): when the billing system later changes that credit, the
-    locked October files stay byte-identical and the difference is a catch-up in November."""
+    """The first close froze the entries dated before the first billing period with its own (the
+    golden files of tests/test_demo.py show a summer credit sale exported with October). A sale of
+    that prehistory learnt after the close must not move the locked opening balances: the October
+    files stay byte-identical, the August books stay as frozen, and the sale is a catch-up in
+    November for the lock that froze August."""
     d = _copy(world, tmp_path)
     exports = d / "exports"
     files_before = _tree(exports)
-    journal = files_before[f"{PERIOD}/journal_entries.csv"].decode()
     with _warehouse(d) as conn:
-        grant = conn.fetchone(
-            "SELECT reference, account_id, currency, accounting_period, amount_minor FROM ledger.locked_journal_lines "
-            "WHERE entry_type = 'credit_grant' AND gl_key = 'deferred_revenue' AND accounting_period < ? "
-            "ORDER BY reference LIMIT 1", [PERIOD])
-        assert grant is not None, "the sample world has no prepaid credit sold before October"
-        credit_id, account_id, currency, sold_period, amount = grant
-        assert f"grant|{credit_id}|deferred_revenue" in journal  # exported with the first close
         frozen_before = _frozen_state(conn)
+        account_id, currency = conn.fetchone(
+            "SELECT account_id, currency FROM ledger.issued_invoices WHERE period = ? "
+            "ORDER BY account_id LIMIT 1", [PERIOD])
+        rollforward_before = _digest(conn.fetchall(
+            "SELECT * FROM marts.fct_balance_rollforward WHERE accounting_period <= ?", [PERIOD]))
 
-    extra = 1_234
+    credit_id, amount = "cred_late_summer", 4_321
     bill = duckdb.connect(str(d / "sources" / "billing.duckdb"))
     try:
-        assert bill.execute("UPDATE credits SET amount_minor = amount_minor + ? WHERE credit_id = ?",
-                            [extra, credit_id]).fetchone()[0] == 1
+        bill.execute("INSERT INTO credits (credit_id, account_id, currency, amount_minor, granted_at, "
+                     "expires_at, reason) VALUES (?, ?, ?, ?, ?, NULL, 'prepaid')",
+                     [credit_id, account_id, currency, amount,
+                      dt.datetime(2026, 8, 14, 10)])
     finally:
         bill.close()
     res = _cli(d, "run", "--date", RERUN_NIGHT, "--json")
@@ -587,15 +588,16 @@ def test_a_changed_prepaid_credit_sold_before_the_first_period_is_a_catchup(
     assert _tree(exports) == files_before
     with _warehouse(d) as conn:
         assert _frozen_state(conn) == frozen_before
-        assert conn.fetchone("SELECT count(*) FROM ledger.locked_journal_lines WHERE accounting_period = ?",
-                             [sold_period])[0] > 0
+        # the locked months' roll-forward (opening balances included) did not move
+        assert _digest(conn.fetchall(
+            "SELECT * FROM marts.fct_balance_rollforward WHERE accounting_period <= ?", [PERIOD])) \
+            == rollforward_before
+        # August is frozen: the sale is not booked there now ...
+        assert conn.fetchone("SELECT count(*) FROM marts.fct_journal_lines WHERE reference = ? "
+                             "AND accounting_period <= ?", [credit_id, PERIOD])[0] == 0
+        # ... but as a catch-up in November, for October's lock
         catchup = conn.fetchall(
-            "SELECT accounting_period, service_period, gl_key, amount_minor FROM marts.fct_journal_lines "
-            "WHERE is_catchup AND account_id = ? AND reference = ? ORDER BY gl_key", [account_id, credit_id])
-        # the sale grew by `extra`: receivable up, deferred revenue (a credit) up, booked in November
-        # for the lock that froze it (October's, the first close)
-        assert catchup == [(NEXT_PERIOD, PERIOD, "deferred_revenue", -extra),
-                           (NEXT_PERIOD, PERIOD, "receivables", extra)]
-        assert conn.fetchone("SELECT count(*) FROM marts.fct_journal_lines WHERE NOT is_catchup "
-                             "AND reference = ? AND accounting_period = ? AND amount_minor = ?",
-                             [credit_id, sold_period, -amount])[0] == 1
+            "SELECT accounting_period, service_period, entry_type, gl_key, amount_minor "
+            "FROM marts.fct_journal_lines WHERE is_catchup AND reference = ? ORDER BY gl_key", [credit_id])
+        assert catchup == [(NEXT_PERIOD, PERIOD, "catchup", "deferred_revenue", -amount),
+                           (NEXT_PERIOD, PERIOD, "catchup", "receivables", amount)]
