@@ -252,6 +252,8 @@ LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
         ("as_of", "TIMESTAMP"),
         ("exports_manifest_sha256", "VARCHAR"),
     ],
+    # the history of every check's result: one row per night (as_of) and check; a rerun of the
+    # night replaces its rows. outcome: passed | failed | error (an error is neither)
     "recon_check_results": [
         ("as_of", "TIMESTAMP"),
         ("check_name", "VARCHAR"),
@@ -259,6 +261,9 @@ LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
         ("observed_rows", "BIGINT"),
         ("unexpected_rows", "BIGINT"),
         ("detail", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("suite", "VARCHAR"),
+        ("observed_value", "VARCHAR"),
     ],
     "recon_findings": [
         ("as_of", "TIMESTAMP"),
@@ -271,6 +276,24 @@ LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
         ("object_id", "VARCHAR"),
         ("reason", "VARCHAR"),
         ("detail", "VARCHAR"),
+        ("difference", "DECIMAL(38, 12)"),
+        ("unit", "VARCHAR"),
+    ],
+    # accepted explanations of a drift (meterline explain): who, why, when recorded, and until when
+    # (data time: it applies while as_of < expires_at). NULL key fields match any value.
+    "recon_explanations": [
+        ("explanation_id", "VARCHAR"),
+        ("check_name", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("day", "VARCHAR"),
+        ("object_id", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("explained_by", "VARCHAR"),
+        ("recorded_at", "TIMESTAMP"),
+        ("expires_at", "TIMESTAMP"),
+        ("revoked_at", "TIMESTAMP"),
     ],
     # engineers' alerts (reconcile/alerts.py): the open findings as of each night, one snapshot
     # per as_of (a rerun of the night replaces it); the next night is classified against it

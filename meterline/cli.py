@@ -3,7 +3,8 @@
 Exit codes: 0 the work was done and nothing drifted; 1 reconciliation found drift beyond
 tolerance (the summary says what); 2 a user error (config, date, period, unreachable
 warehouse or source: one line on stderr); 3 a stage failed (dbt, export); 4 a reconciliation
-check raised an error (an error is not a drift and not a pass).
+check raised an error (an error is not a drift and not a pass); 5 an alert channel failed (the
+summary says which and why; drift and check errors are still in the summary).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from meterline.errors import MeterlineError
 
 EXIT_DRIFT = 1
 EXIT_CHECK_ERROR = 4
+EXIT_ALERT_FAILED = 5
 
 
 def _emit(ctx: click.Context, summary: dict[str, Any], human: list[str]) -> None:
@@ -67,6 +69,8 @@ def cli(ctx: click.Context, config: str | None, json_: bool) -> None:
 def _rec_exit(rec: dict[str, Any]) -> int:
     if rec.get("check_errors"):
         return EXIT_CHECK_ERROR
+    if (rec.get("alerts") or {}).get("failed"):
+        return EXIT_ALERT_FAILED
     return EXIT_DRIFT if rec.get("drift_flagged") else 0
 
 
@@ -84,7 +88,17 @@ def _rec_lines(rec: dict[str, Any]) -> list[str]:
             key = " ".join(f"{k}={f[k]}" for k in ("account_id", "category", "period", "day", "object_id")
                            if f.get(k) is not None)
             lines.append(f"  {f['check_name']} {f['status']} {key} {f.get('detail') or ''}".rstrip())
-        lines.append("  detail: SELECT * FROM marts.rec_findings")
+        checks = sorted({f["check_name"] for f in drift})
+        lines.append("  detail: " + "; ".join(f"meterline reconcile --details --check {c}" for c in checks))
+    alerts = rec.get("alerts") or {}
+    if alerts:
+        lines.append(f"alerts: {alerts['new']} new, {alerts['changed']} changed, {alerts['digest']} in the digest, "
+                     f"{alerts['resolved']} resolved, {alerts['errors']} check error(s)")
+        for name, ch in alerts.get("channels", {}).items():
+            for failure in ch.get("failed", []):
+                lines.append(f"ALERT FAILED on {name} ({ch['destination']}): {failure}")
+    if rec.get("data_docs"):
+        lines.append(f"GX Data Docs: {rec['data_docs']}")
     return lines
 
 
@@ -192,6 +206,86 @@ def void(ctx: click.Context, invoice_id: str, reason: str) -> None:
         human = [f"voided {what} as of {r['voided_at']}: {r['void_reason']}",
                  "  the next build (meterline run / close) bills its period again on the next draft invoice"]
     _emit(ctx, r, human)
+
+
+@cli.command()
+@click.option("--details", is_flag=True, help="Show the stored findings of the last reconciliation; run nothing.")
+@click.option("--check", "check", default=None, help="Only this check (with --details).")
+@click.option("--no-alerts", is_flag=True, help="Run the checks without alerting.")
+@json_option
+@click.pass_context
+def reconcile(ctx: click.Context, details: bool, check: str | None, no_alerts: bool) -> None:
+    """Rebuild the reconciliation marts, run the GX checks and alert (or, with --details, show
+    the last findings). Use it after `meterline explain`."""
+    from meterline import runner
+
+    cfg = _config(ctx)
+    if details:
+        d = runner.reconcile_details(cfg, check)
+        human = [f"reconciliation as of {d['as_of']}: {len(d['findings'])} finding(s)"
+                 + (f" of {check}" if check else "")]
+        human += [f"  {c['check_name']}: {c['outcome']} observed={c['observed_value'] or '-'} "
+                  f"affected_rows={c['unexpected_rows']}{' ' + c['detail'] if c['detail'] else ''}"
+                  for c in d["checks"]]
+        for f in d["findings"]:
+            key = " ".join(f"{k}={f[k]}" for k in ("account_id", "category", "period", "day", "object_id", "reason")
+                           if f.get(k) is not None)
+            diff = "" if f.get("difference") is None else f" difference={f['difference']} {f.get('unit') or ''}"
+            human.append(f"  {f['check_name']} {f['status']} {key}{diff.rstrip()}  {f.get('detail') or ''}".rstrip())
+        _emit(ctx, d, human)
+        return
+    if check:
+        raise MeterlineError("--check is only for --details")
+    rec = runner.reconcile_rebuilt(cfg, alert=not no_alerts)
+    _emit(ctx, rec, _rec_lines(rec))
+    sys.exit(_rec_exit(rec))
+
+
+@cli.command()
+@click.option("--check", "check", default=None, help="The check it explains (usage_daily, invoice_lines, ...).")
+@click.option("--account", "account_id", default=None)
+@click.option("--category", default=None)
+@click.option("--period", default=None, help="YYYY-MM")
+@click.option("--day", default=None, help="YYYY-MM-DD")
+@click.option("--object", "object_id", default=None, help="A Stripe object id (payments, balance_transactions).")
+@click.option("--reason", default=None, help="Why this drift is accepted.")
+@click.option("--by", "explained_by", default=None, help="Who accepts it.")
+@click.option("--until", default=None, help="Holds until this day (exclusive, data time); default: no end.")
+@click.option("--list", "list_", is_flag=True, help="List every explanation.")
+@click.option("--revoke", default=None, help="Revoke this explanation id.")
+@json_option
+@click.pass_context
+def explain(ctx: click.Context, check: str | None, account_id: str | None, category: str | None,
+            period: str | None, day: str | None, object_id: str | None, reason: str | None,
+            explained_by: str | None, until: str | None, list_: bool, revoke: str | None) -> None:
+    """Record an accepted explanation of a drift: who, why, until when. Covered rows get the
+    status `explained` at the next build (meterline reconcile or the nightly run)."""
+    from meterline import runner
+
+    cfg = _config(ctx)
+    if list_:
+        rows = runner.explanations(cfg)
+        _emit(ctx, {"explanations": rows}, [
+            f"{r['explanation_id']} {r['check_name']} "
+            + " ".join(f"{k}={r[k]}" for k in ("account_id", "category", "period", "day", "object_id") if r.get(k))
+            + f" by {r['explained_by']} until {r['expires_at'] or 'no end'}"
+            + (f" REVOKED {r['revoked_at']}" if r.get("revoked_at") else "") + f": {r['reason']}"
+            for r in rows] or ["no explanations on file"])
+        return
+    if revoke:
+        r = runner.revoke_explanation(cfg, revoke)
+        _emit(ctx, r, [f"{r['explanation_id']} revoked as of {r['revoked_at']}"])
+        return
+    if not check:
+        raise MeterlineError("say which check it explains: --check (or --list, --revoke ID)")
+    r = runner.explain(cfg, check, {"account_id": account_id, "category": category, "period": period,
+                                    "day": day, "object_id": object_id},
+                       reason or "", explained_by or "", _date(until, "--until") if until else None)
+    _emit(ctx, r, [f"{r['explanation_id']} recorded: {r['check_name']} "
+                   + " ".join(f"{k}={r[k]}" for k in ("account_id", "category", "period", "day", "object_id")
+                              if r.get(k))
+                   + f" by {r['explained_by']} until {r['expires_at'] or 'no end'}: {r['reason']}",
+                   "  it applies from the next build: meterline reconcile"])
 
 
 @cli.group()

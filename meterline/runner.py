@@ -19,7 +19,7 @@ from typing import Any
 
 from meterline import dbt
 from meterline.config import Config, load_config
-from meterline.errors import IntervalError, StageError
+from meterline.errors import ConfigError, IntervalError, StageError
 from meterline.ledger import loaded_through, record_invoice_versions
 from meterline.warehouse import connect, qualified, quote_ident
 
@@ -156,7 +156,10 @@ def resync_stripe(cfg: Config, since: dt.date | None = None, until: dt.date | No
     }
 
 
-def reconcile_now(cfg: Config) -> dict[str, Any]:
+def reconcile_now(cfg: Config, alert: bool = True) -> dict[str, Any]:
+    """Run the GX checkpoint over the reconciliation marts as they are, record the results and
+    (with `alert`) alert engineers. The summary's `alerts.failed` says an alert channel failed."""
+    from reconcile.alerts import notify
     from reconcile.checks import reconcile
 
     # Row-level contract violations are held back per batch by ingest (and fail that batch past
@@ -164,7 +167,11 @@ def reconcile_now(cfg: Config) -> dict[str, Any]:
     # outcome) are measured, against every metering row ingested.
     dbt_level = ("unknown_account", "unknown_outcome")
     with connect(cfg.warehouse) as conn:
-        result = reconcile(conn)
+        result = reconcile(conn, tolerance=cfg.tolerance,
+                           freshness_max_hours=cfg.get("reconcile", "freshness_max_hours"),
+                           gx_dir=cfg.path("reconcile", "gx_dir"))
+        report = notify(conn, cfg, result.as_of, result.drift,
+                        [{"check_name": c.check_name, "detail": c.detail} for c in result.errors]) if alert else None
         metering_rows = conn.fetchone(
             f"SELECT count(*) FROM {qualified('raw', 'metering_usage_hourly')}")[0]
         metering_rows += conn.fetchone(
@@ -181,6 +188,8 @@ def reconcile_now(cfg: Config) -> dict[str, Any]:
         "drift_flagged": len(result.drift),
         "quarantined": by_reason,
         "findings": result.findings,
+        "data_docs": result.data_docs,
+        "alerts": report.to_dict() if report is not None else None,
     }
     late_q = {r: n for r, n in by_reason.items() if r in dbt_level}
     total_q = sum(late_q.values())
@@ -191,6 +200,80 @@ def reconcile_now(cfg: Config) -> dict[str, Any]:
             f"(over the {share} limit), mostly {worst!r}: see marts.fct_quarantine"
         )
     return summary
+
+
+def reconcile_rebuilt(cfg: Config, alert: bool = True, progress: Progress = _stderr) -> dict[str, Any]:
+    """`meterline reconcile`: rebuild the reconciliation marts (explanations and tolerances
+    apply), then reconcile and alert. Reads no source."""
+    from ingest.load import ensure_raw
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+    progress("dbt build (reconciliation) ...")
+    dbt.build(cfg, ["--select", "stg_ledger__recon_explanations", "path:models/marts/reconciliation"])
+    progress("reconcile ...")
+    return reconcile_now(cfg, alert=alert)
+
+
+def reconcile_details(cfg: Config, check: str | None = None) -> dict[str, Any]:
+    """The last reconciliation's check results and findings (of `check`), from the ledger."""
+    from ingest.load import ensure_raw
+    from reconcile.checks import CHECKS
+
+    if check is not None and check not in CHECKS and check != "quarantine":
+        raise ConfigError(f"unknown check {check!r} (known: {', '.join([*CHECKS, 'quarantine'])})")
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        last = conn.fetchone(f"SELECT max(as_of) FROM {qualified('ledger', 'recon_check_results')}")
+        if not last or last[0] is None:
+            raise ConfigError("nothing reconciled yet: run meterline run --date D first")
+        as_of = last[0]
+        where, params = "as_of = ?", [as_of]
+        if check:
+            where, params = where + " AND check_name = ?", [as_of, check]
+        checks = conn.fetch_dicts(
+            f"SELECT check_name, outcome, observed_value, unexpected_rows, detail "
+            f"FROM {qualified('ledger', 'recon_check_results')} WHERE as_of = ? "
+            + ("AND check_name IN (?, ?) " if check else "") + "ORDER BY check_name",
+            [as_of, f"status_{check}", check] if check else [as_of])
+        findings = conn.fetch_dicts(
+            f"SELECT check_name, status, account_id, category, period, day, object_id, reason, detail, "
+            f"difference, unit FROM {qualified('ledger', 'recon_findings')} WHERE {where} "
+            "ORDER BY check_name, status, account_id, category, period, day, object_id, reason", params)
+    for f in findings:
+        if f.get("difference") is not None:
+            f["difference"] = str(f["difference"].normalize() if hasattr(f["difference"], "normalize")
+                                  else f["difference"])
+    return {"as_of": str(as_of), "check": check, "checks": checks, "findings": findings}
+
+
+def explain(cfg: Config, check: str, keys: dict[str, str | None], reason: str, explained_by: str,
+            until: dt.date | None) -> dict[str, Any]:
+    from ingest.load import ensure_raw
+    from reconcile.checks import EXPLAINABLE
+    from reconcile.explain import record
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        return record(conn, check, keys, reason, explained_by, until, EXPLAINABLE)
+
+
+def explanations(cfg: Config) -> list[dict[str, Any]]:
+    from ingest.load import ensure_raw
+    from reconcile.explain import listing
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        return listing(conn)
+
+
+def revoke_explanation(cfg: Config, explanation_id: str) -> dict[str, Any]:
+    from ingest.load import ensure_raw
+    from reconcile.explain import revoke
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        return revoke(conn, explanation_id)
 
 
 def nightly(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> dict[str, Any]:
@@ -417,6 +500,8 @@ def demo(directory: Path, seed: int = 7, accounts: int = 40, days: int = 34,
         "drift_flagged": rec["drift_flagged"],
         "quarantined": rec["quarantined"],
         "check_errors": rec["check_errors"],
+        "checks": rec["checks"],
+        "data_docs": rec.get("data_docs"),
         "discrepancies_planted": cmp["planted"],
         "discrepancies_found": cmp["found"],
         "discrepancies_missed": cmp["missed"],

@@ -92,3 +92,39 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         [sys.executable, "-m", "meterline.cli", *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+DEMO_ACCOUNTS = 4
+
+
+def demo_env() -> dict[str, str]:
+    """The environment without METERLINE_* overrides: the shared demo is the DuckDB default."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
+
+
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `meterline demo` (4 accounts, seed 7; nights 2026-10-01 .. 2026-11-03; 2026-10 closed)
+    shared by the session: read it, or copy it (`copy_world`) before changing anything. Tests that
+    use it carry @pytest.mark.xdist_group("demo_world") so one worker builds it once."""
+    base = tmp_path_factory.mktemp("demo_world")
+    directory = base / "world"
+    res = subprocess.run(
+        [sys.executable, "-m", "meterline.cli", "demo", "--dir", str(directory),
+         "--accounts", str(DEMO_ACCOUNTS), "--json"],
+        cwd=base, env=demo_env(), capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    import json
+
+    summary = json.loads(res.stdout)
+    assert summary["accounts"] == DEMO_ACCOUNTS and summary["closed_periods"] == ["2026-10"]
+    # this world's planted discrepancies too: every one found, nothing else flagged
+    assert summary["discrepancies_found"] == summary["discrepancies_planted"] >= 6, summary["discrepancies_missed"]
+    assert summary["false_positives"] == 0, summary["false_positive_findings"]
+    return directory
+
+
+def copy_world(world: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "world"
+    shutil.copytree(world, target, symlinks=True)
+    return target

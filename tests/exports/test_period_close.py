@@ -1,7 +1,7 @@
 """Period close on the sample world (DuckDB), end to end: a locked period never changes.
 
-One `meterline demo` (4 accounts; nights 2026-10-01 .. 2026-11-03; 2026-10 closed) is shared by
-the module, and every test that changes anything works on its own copy of the demo folder. (That
+One `meterline demo` (4 accounts; nights 2026-10-01 .. 2026-11-03; 2026-10 closed: the session's
+`demo_world`) is shared, and every test that changes anything works on its own copy of it. (That
 two independent demos write byte-identical exports is the golden-file check of tests/test_demo.py.)
 
   * late usage for a locked October hour: the locked journal, revenue and every export of
@@ -29,22 +29,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
-from conftest import ROOT
+from conftest import DEMO_ACCOUNTS, ROOT, copy_world, demo_env
 
 from exports.close import close_period, is_locked, reopen_period
 from meterline.config import load_config
 from meterline.errors import ExportError
 from meterline.warehouse import Connection, connect
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo_world")]
 
 PERIOD = "2026-10"
 NEXT_PERIOD = "2026-11"
-ACCOUNTS = 4
+ACCOUNTS = DEMO_ACCOUNTS
 RERUN_NIGHT = "2026-11-03"
 # an October hour inside the late window of the 2026-11-03 night (the metering pull of night D
 # covers hours from D - 3 days), written during that night's interval
@@ -54,8 +53,7 @@ LATE_UNITS = 123_457
 
 
 def _env() -> dict[str, str]:
-    """The environment without METERLINE_* overrides: these tests are about the DuckDB demo."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
+    return demo_env()
 
 
 def _cli(directory: Path, *args: str, dbt_project: Path | None = None) -> subprocess.CompletedProcess:
@@ -88,56 +86,14 @@ def _one_line_error(res: subprocess.CompletedProcess, code: int, *needles: str,
 # ----------------------------------------------------------------------------- the demo worlds
 
 
-def _start_demo(directory: Path) -> subprocess.Popen:
-    with (directory.parent / f"{directory.name}.out").open("wb") as out, \
-            (directory.parent / f"{directory.name}.err").open("wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "meterline.cli", "demo", "--dir", str(directory),
-             "--accounts", str(ACCOUNTS), "--json"],
-            cwd=directory.parent, env=_env(), stdout=out, stderr=err)
-
-
 @pytest.fixture(scope="module")
-def _demos(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[dict[str, Any]]:
-    """Start the demos the selected tests of this module need, all at once."""
-    used: set[str] = set()
-    for item in request.session.items:
-        if getattr(item, "module", None) is request.module:
-            used.update(getattr(item, "fixturenames", ()))
-    base = tmp_path_factory.mktemp("period_close")
-    procs = {name: _start_demo(base / name) for name in ("world",) if name in used}
-    state: dict[str, Any] = {"base": base, "procs": procs}
-    try:
-        yield state
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
-def _finished_demo(state: dict[str, Any], name: str) -> Path:
-    directory = state["base"] / name
-    proc = state["procs"].get(name) or state["procs"].setdefault(name, _start_demo(directory))
-    rc = proc.wait(timeout=900)
-    err = (directory.parent / f"{name}.err").read_text(errors="replace")
-    assert rc == 0, err[-3000:]
-    summary = json.loads((directory.parent / f"{name}.out").read_text())
-    assert summary["accounts"] == ACCOUNTS and summary["closed_periods"] == [PERIOD]
-    return directory
-
-
-@pytest.fixture(scope="module")
-def world(_demos: dict[str, Any]) -> Path:
-    """The shared demo folder: read it, or copy it (`_copy`) before changing anything."""
-    return _finished_demo(_demos, "world")
+def world(demo_world: Path) -> Path:
+    """The shared demo folder (tests/conftest.py): read it, or copy it (`_copy`) first."""
+    return demo_world
 
 
 def _copy(world: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "world"
-    shutil.copytree(world, target, symlinks=True)
-    return target
+    return copy_world(world, tmp_path)
 
 
 @contextlib.contextmanager

@@ -102,24 +102,42 @@ joined as (
             computed_lines.account_id = stripe_lines.account_id
             and computed_lines.period = stripe_lines.period
             and computed_lines.category = stripe_lines.category
+),
+
+classified as (
+    select
+        {{ dbt.concat(["account_id", "'|'", "period", "'|'", "coalesce(category, '')"]) }} as invoice_line_rec_id,
+        account_id,
+        period,
+        category,
+        computed_quantity,
+        stripe_quantity,
+        computed_amount_minor,
+        stripe_amount_minor,
+        case
+            when stripe_quantity is null and stripe_amount_minor is null then 'missing_in_stripe'
+            when computed_quantity is null and computed_amount_minor is null then 'missing_in_computed'
+            when
+                computed_quantity = stripe_quantity
+                and computed_amount_minor = stripe_amount_minor
+                then 'matched'
+            else 'drift'
+        end as classified_status
+    from joined
+),
+
+explained as (
+    select
+        classified.*,
+        {{ explanation_for('invoice_lines', {
+            'account_id': "classified.account_id",
+            'period': "classified.period",
+            'category': "classified.category"
+        }) }} as explanation_id
+    from classified
 )
 
 select
-    {{ dbt.concat(["account_id", "'|'", "period", "'|'", "coalesce(category, '')"]) }} as invoice_line_rec_id,
-    account_id,
-    period,
-    category,
-    computed_quantity,
-    stripe_quantity,
-    computed_amount_minor,
-    stripe_amount_minor,
-    case
-        when stripe_quantity is null and stripe_amount_minor is null then 'missing_in_stripe'
-        when computed_quantity is null and computed_amount_minor is null then 'missing_in_computed'
-        when
-            computed_quantity = stripe_quantity
-            and computed_amount_minor = stripe_amount_minor
-            then 'matched'
-        else 'drift'
-    end as status
-from joined
+    explained.*,
+    {{ explained_status('classified_status', 'explanation_id') }} as status
+from explained

@@ -89,41 +89,58 @@ bounded as (
         as_of.as_of
     from joined
     cross join as_of
+),
+
+classified as (
+    select
+        {{ dbt.concat(["account_id", "'|'", "period"]) }} as invoice_total_id,
+        account_id,
+        period,
+        period_start,
+        period_end,
+        computed_invoice_id,
+        computed_source,
+        computed_currency,
+        computed_total_minor,
+        stripe_invoice_id,
+        stripe_invoice_count,
+        stripe_currency,
+        stripe_total_minor,
+        case
+            when computed_total_minor is not null and stripe_total_minor is not null
+                then abs(computed_total_minor - stripe_total_minor)
+        end as abs_diff,
+        case
+            when stripe_invoice_count > 1 then 'duplicate_in_stripe'
+            when computed_invoice_id is null then 'missing_in_computed'
+            when stripe_invoice_count = 0
+                then
+                    case
+                        when as_of < {{ dbt.dateadd('day', var('stripe_invoice_grace_days'), 'period_end') }}
+                            then 'late_pending'
+                        else 'missing_in_stripe'
+                    end
+            when
+                computed_total_minor = stripe_total_minor
+                and computed_currency = stripe_currency
+                then 'matched'
+            else 'drift'
+        end as classified_status
+    from bounded
+    where period_end <= as_of
+),
+
+explained as (
+    select
+        classified.*,
+        {{ explanation_for('invoice_totals', {
+            'account_id': "classified.account_id",
+            'period': "classified.period"
+        }) }} as explanation_id
+    from classified
 )
 
 select
-    {{ dbt.concat(["account_id", "'|'", "period"]) }} as invoice_total_id,
-    account_id,
-    period,
-    period_start,
-    period_end,
-    computed_invoice_id,
-    computed_source,
-    computed_currency,
-    computed_total_minor,
-    stripe_invoice_id,
-    stripe_invoice_count,
-    stripe_currency,
-    stripe_total_minor,
-    case
-        when computed_total_minor is not null and stripe_total_minor is not null
-            then abs(computed_total_minor - stripe_total_minor)
-    end as abs_diff,
-    case
-        when stripe_invoice_count > 1 then 'duplicate_in_stripe'
-        when computed_invoice_id is null then 'missing_in_computed'
-        when stripe_invoice_count = 0
-            then
-                case
-                    when as_of < {{ dbt.dateadd('day', var('stripe_invoice_grace_days'), 'period_end') }}
-                        then 'late_pending'
-                    else 'missing_in_stripe'
-                end
-        when
-            computed_total_minor = stripe_total_minor
-            and computed_currency = stripe_currency
-            then 'matched'
-        else 'drift'
-    end as status
-from bounded
-where period_end <= as_of
+    explained.*,
+    {{ explained_status('classified_status', 'explanation_id') }} as status
+from explained

@@ -59,25 +59,43 @@ joined as (
             issued_lines.account_id = current_lines.account_id
             and issued_lines.period = current_lines.period
             and issued_lines.category = current_lines.category
+),
+
+classified as (
+    select
+        {{ dbt.concat(["account_id", "'|'", "period", "'|'", "category"]) }} as issued_line_rec_id,
+        account_id,
+        period,
+        category,
+        issued_invoice_line_id,
+        current_invoice_line_id,
+        issued_quantity,
+        current_quantity,
+        issued_amount_minor,
+        current_amount_minor,
+        case
+            when issued_invoice_line_id is not null
+                and current_invoice_line_id is not null
+                and issued_quantity = current_quantity
+                and issued_amount_minor = current_amount_minor
+                then 'matched'
+            else 'drift'
+        end as classified_status
+    from joined
+),
+
+explained as (
+    select
+        classified.*,
+        {{ explanation_for('issued_vs_current', {
+            'account_id': "classified.account_id",
+            'period': "classified.period",
+            'category': "classified.category"
+        }) }} as explanation_id
+    from classified
 )
 
 select
-    {{ dbt.concat(["account_id", "'|'", "period", "'|'", "category"]) }} as issued_line_rec_id,
-    account_id,
-    period,
-    category,
-    issued_invoice_line_id,
-    current_invoice_line_id,
-    issued_quantity,
-    current_quantity,
-    issued_amount_minor,
-    current_amount_minor,
-    case
-        when issued_invoice_line_id is not null
-            and current_invoice_line_id is not null
-            and issued_quantity = current_quantity
-            and issued_amount_minor = current_amount_minor
-            then 'matched'
-        else 'drift'
-    end as status
-from joined
+    explained.*,
+    {{ explained_status('classified_status', 'explanation_id') }} as status
+from explained

@@ -28,7 +28,7 @@ refund_rows as (
             when refunds.currency <> charges.currency then 'drift'
             when refunds.amount_minor > charges.amount_minor then 'drift'
             else 'matched'
-        end as status
+        end as classified_status
     from refunds
     left join charges
         on refunds.charge_id = charges.charge_id
@@ -50,15 +50,31 @@ charge_rows as (
             when charges.currency <> invoices.currency then 'drift'
             when charges.amount_minor <> invoices.amount_paid_minor then 'drift'
             else 'matched'
-        end as status
+        end as classified_status
     from charges
     left join invoices
         on charges.invoice_id = invoices.invoice_id
     where
         charges.invoice_id is not null
         and charges.charge_status = 'succeeded'
+),
+
+classified as (
+    select * from refund_rows
+    union all
+    select * from charge_rows
+),
+
+explained as (
+    select
+        classified.*,
+        {{ explanation_for('payments', {
+            'object_id': "classified.object_id"
+        }) }} as explanation_id
+    from classified
 )
 
-select * from refund_rows
-union all
-select * from charge_rows
+select
+    explained.*,
+    {{ explained_status('classified_status', 'explanation_id') }} as status
+from explained

@@ -51,31 +51,47 @@ compared as (
     from joined
     cross join as_of
     where {{ dbt.dateadd('day', 1, 'joined.usage_day') }} <= as_of.as_of
+),
+
+classified as (
+    select
+        {{ dbt.concat(["account_id", "'|'", "category", "'|'", format_day('usage_day')]) }} as usage_daily_id,
+        account_id,
+        category,
+        usage_day as day,
+        metering_quantity,
+        billing_quantity,
+        billing_rows_at_latest,
+        abs_diff,
+        {{ relative_difference('metering_quantity', 'billing_quantity') }} as rel_diff,
+        is_in_late_window,
+        case
+            when billing_rows_at_latest > 1 then 'duplicate_in_billing'
+            when (metering_quantity is null or billing_quantity is null) and is_in_late_window
+                then 'late_pending'
+            when billing_quantity is null then 'missing_in_billing'
+            when metering_quantity is null then 'missing_in_metering'
+            when metering_quantity = billing_quantity then 'matched'
+            when {{ within_usage_tolerance('category', 'metering_quantity', 'billing_quantity') }}
+                then 'within_tolerance'
+            when is_in_late_window then 'late_pending'
+            else 'drift'
+        end as classified_status
+    from compared
+),
+
+explained as (
+    select
+        classified.*,
+        {{ explanation_for('usage_daily', {
+            'account_id': "classified.account_id",
+            'category': "classified.category",
+            'day': format_day('classified.day')
+        }) }} as explanation_id
+    from classified
 )
 
 select
-    {{ dbt.concat(["account_id", "'|'", "category", "'|'", format_day('usage_day')]) }} as usage_daily_id,
-    account_id,
-    category,
-    usage_day as day,
-    metering_quantity,
-    billing_quantity,
-    billing_rows_at_latest,
-    abs_diff,
-    is_in_late_window,
-    case
-        when billing_rows_at_latest > 1 then 'duplicate_in_billing'
-        when (metering_quantity is null or billing_quantity is null) and is_in_late_window
-            then 'late_pending'
-        when billing_quantity is null then 'missing_in_billing'
-        when metering_quantity is null then 'missing_in_metering'
-        when metering_quantity = billing_quantity then 'matched'
-        when
-            abs_diff <= {{ var('tolerance_abs') }}
-            or abs_diff <= cast('{{ var("tolerance_rel") }}' as {{ money_type() }})
-            * greatest(metering_quantity, billing_quantity)
-            then 'within_tolerance'
-        when is_in_late_window then 'late_pending'
-        else 'drift'
-    end as status
-from compared
+    explained.*,
+    {{ explained_status('classified_status', 'explanation_id') }} as status
+from explained

@@ -9,28 +9,51 @@ locks as (
     select * from {{ ref('int_accounting_locks') }}
 ),
 
+frozen as (
+    select
+        case
+            when is_catchup then service_period
+            else {{ accounting_lock_period('accounting_period') }}
+        end as accounting_period,
+        account_id,
+        currency,
+        product,
+        revenue_minor
+    from {{ ref('stg_ledger__locked_revenue_daily') }}
+),
+
 as_closed as (
     select
-        case when is_catchup then service_period else {{ accounting_lock_period('accounting_period') }} end as accounting_period,
+        accounting_period,
         account_id,
         currency,
         product,
         sum(revenue_minor) as revenue_minor
-    from {{ ref('stg_ledger__locked_revenue_daily') }}
-    group by case when is_catchup then service_period else {{ accounting_lock_period('accounting_period') }} end, account_id, currency, product
+    from frozen
+    group by accounting_period, account_id, currency, product
+),
+
+computed as (
+    select
+        {{ accounting_lock_period('accounting_period') }} as accounting_period,
+        account_id,
+        currency,
+        product,
+        revenue_minor
+    from {{ ref('int_revenue_daily_computed') }}
 ),
 
 as_known_now as (
     select
-        {{ accounting_lock_period('computed.accounting_period') }} as accounting_period,
+        computed.accounting_period,
         computed.account_id,
         computed.currency,
         computed.product,
         sum(computed.revenue_minor) as revenue_minor
-    from {{ ref('int_revenue_daily_computed') }} as computed
+    from computed
     inner join locks
-        on {{ accounting_lock_period('computed.accounting_period') }} = locks.period
-    group by {{ accounting_lock_period('computed.accounting_period') }}, computed.account_id, computed.currency, computed.product
+        on computed.accounting_period = locks.period
+    group by computed.accounting_period, computed.account_id, computed.currency, computed.product
 ),
 
 joined as (
