@@ -658,3 +658,40 @@ EXPECTED_STG_STRIPE_EVENTS = sorted([
 EXPECTED_INT_STRIPE_DISPUTES_LATEST = [("dp_1", "warning_closed", "s_3")]
 EXPECTED_INT_STRIPE_CREDIT_NOTES_LATEST = [("cn_big", "void", "s_2"), ("cn_j_feb", "issued", "s_3")]
 # fmt: on
+
+
+# ---- the checks of issue 6 on this world (rec_findings rows, as for EXPECTED_FINDINGS) ----------
+
+# balance_transactions: the world holds no balance transaction at all, so every succeeded charge
+# (ch_a_jan, ch_j_feb, ch_noinv; ch_fail failed) and refund (re_1, re_orphan) misses its own.
+# re_orphan's charge does not exist, so it has no account.
+EXPECTED_BALANCE_FINDINGS = sorted(
+    [
+        ("balance_transactions", "missing_in_stripe", "acc_a", None, None, None, "ch_a_jan", None),
+        ("balance_transactions", "missing_in_stripe", "acc_a", None, None, None, "ch_noinv", None),
+        ("balance_transactions", "missing_in_stripe", "acc_a", None, None, None, "re_1", None),
+        ("balance_transactions", "missing_in_stripe", "acc_j", None, None, None, "ch_j_feb", None),
+        ("balance_transactions", "missing_in_stripe", None, None, None, None, "re_orphan", None),
+    ],
+    key=repr,
+)
+
+
+def expected_completeness_findings(as_of: str = "2024-03-03", days: int = 35) -> list[tuple]:
+    """completeness: the hours of [max(history start 2024-01-01, as_of - 35 days), as_of) that no
+    loaded batch of a source covers (BATCH_LEDGER_ROWS), one finding per source and day."""
+    from datetime import datetime, timedelta
+
+    end = datetime.fromisoformat(as_of)
+    start = max(datetime(2024, 1, 1), end - timedelta(days=days))
+    loaded = [(src, datetime.fromisoformat(a), datetime.fromisoformat(b))
+              for _, src, a, b, _, _, status, _ in BATCH_LEDGER_ROWS if status == "loaded"]
+    out = set()
+    for source in ("metering", "billing", "stripe"):
+        hour = start
+        while hour < end:
+            if not any(s == source and a <= hour < b for s, a, b in loaded):
+                out.add(("completeness", f"missing_in_{source}", None, None, None, hour.date().isoformat(),
+                         source, None))
+            hour += timedelta(hours=1)
+    return sorted(out, key=repr)

@@ -124,6 +124,7 @@ select
     fee_minor,
     net_minor,
     abs(coalesce(amount_minor, 0) - expected_amount_minor) as abs_diff,
+    classified_status,
     explanation_id,
     {{ explained_status('classified_status', 'explanation_id') }} as status
 from explained

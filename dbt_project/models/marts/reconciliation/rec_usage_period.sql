@@ -198,6 +198,7 @@ select
     {{ relative_difference('invoiced_quantity', 'stripe_quantity') }} as invoiced_stripe_rel_diff,
     is_in_late_window,
     invoice_status,
+    classified_status,
     explanation_id,
     {{ explained_status('classified_status', 'explanation_id') }} as status
 from classified
