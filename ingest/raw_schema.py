@@ -333,6 +333,34 @@ LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
         ("reason", "VARCHAR"),
         ("message_title", "VARCHAR"),
     ],
+    # the Stripe push (exports/stripe_push.py): one row per object meterline creates in Stripe
+    # for an issued invoice. object_key is deterministic (account, period, line, invoice version,
+    # content hash), the Stripe idempotency key and metadata meterline_key. kind: customer |
+    # invoice_item | invoice | finalize; state: pending -> sent (written before each create
+    # attempt) -> confirmed (stripe_id known). ledger_as_of is data time (the period lock's);
+    # *_sent_at / confirmed_at are wall-clock UTC, an operational trail no logic reads back.
+    "stripe_outbox": [
+        ("object_key", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("invoice_id", "VARCHAR"),
+        ("invoice_line_id", "VARCHAR"),
+        ("invoice_version", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("amount_minor", "BIGINT"),
+        ("stripe_amount", "BIGINT"),
+        ("payload_hash", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("stripe_id", "VARCHAR"),
+        ("attempts", "BIGINT"),
+        ("last_error", "VARCHAR"),
+        ("ledger_as_of", "TIMESTAMP"),
+        ("first_sent_at", "TIMESTAMP"),
+        ("last_sent_at", "TIMESTAMP"),
+        ("confirmed_at", "TIMESTAMP"),
+        ("confirmed_by", "VARCHAR"),
+    ],
 }
 
 

@@ -208,6 +208,33 @@ def void(ctx: click.Context, invoice_id: str, reason: str) -> None:
     _emit(ctx, r, human)
 
 
+@cli.command("push")
+@click.option("--period", required=True, help="Closed billing period whose issued invoices to push, YYYY-MM.")
+@click.option("--localstripe", is_flag=True,
+              help="Development only: adapt to the localstripe stand-in (no finalize; see docs/exports.md).")
+@json_option
+@click.pass_context
+def push(ctx: click.Context, period: str, localstripe: bool) -> None:
+    """Push a closed period's issued invoices to Stripe: customer, invoice items, invoice, finalize.
+
+    Replay-safe: every object has a deterministic key (outbox ledger.stripe_outbox, Stripe
+    idempotency key, metadata meterline_key); a rerun creates nothing twice and resumes what
+    failed. Exit 3 when objects stay unconfirmed (their errors are in the outbox)."""
+    from exports.stripe_push import PushFailed, push_from_config
+
+    r = push_from_config(_config(ctx), period, localstripe=localstripe)
+    human = [f"stripe push {period}: {r.created} created, {r.found_existing} found existing, "
+             f"{r.confirmed} confirmed, {r.skipped} skipped, {r.failed} failed",
+             *[f"  {inv_id}: {i['state']} {i['stripe_invoice_id'] or ''}".rstrip()
+               for inv_id, i in sorted(r.invoices.items())],
+             *[f"  warning: {w}" for w in r.warnings]]
+    _emit(ctx, r.to_dict(), human)
+    if r.failed:
+        first = r.errors[0] if r.errors else "see ledger.stripe_outbox"
+        raise PushFailed(f"stripe push {period}: {r.failed} object(s) not confirmed, first: {first} "
+                         f"(rerun meterline push --period {period}: it is replay-safe)")
+
+
 @cli.command()
 @click.option("--details", is_flag=True, help="Show the stored findings of the last reconciliation; run nothing.")
 @click.option("--check", "check", default=None, help="Only this check (with --details).")
