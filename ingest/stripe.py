@@ -134,10 +134,22 @@ def invoice_row(o: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _line_quantity(line: dict[str, Any]) -> Any:
+    """The line's usage quantity: metadata `quantity` when meterline pushed the line (an invoice
+    item billed by exact amount carries quantity 1 in Stripe), else Stripe's own quantity."""
+    meta = _meta(line, "quantity")
+    if meta not in (None, ""):
+        try:
+            return int(str(meta))
+        except ValueError:
+            pass
+    return line.get("quantity")
+
+
 def line_row(invoice_id: str, o: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": o["id"], "invoice_id": invoice_id, "category": _line_category(o),
-        "quantity": o.get("quantity"), "amount": o.get("amount"),
+        "quantity": _line_quantity(o), "amount": o.get("amount"),
         "currency": _ccy(o), "object_json": _json(o),
     }
 
