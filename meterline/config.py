@@ -77,6 +77,11 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
         "timeout_seconds": (float, 10.0),
         "top_offenders": (int, 5),
     },
+    "reports": {
+        # finance reports (meterline report daily|month): who gets them by email; the SMTP server,
+        # sender and password are [alerts]' (smtp_host, smtp_port, smtp_starttls, smtp_user, smtp_from)
+        "smtp_to": (str, ""),  # comma-separated recipients
+    },
 }
 
 # secrets: only from the environment, as METERLINE_<SECTION>_<KEY>

@@ -1,0 +1,101 @@
+-- Receivables aging per snapshot day, currency and bucket (from fin_receivables_aging): invoice
+-- count and open amount, every bucket present (0 when empty) for each currency with an invoice
+-- dated by the snapshot day, so tables and charts keep their shape. Snapshot days as in
+-- fin_receivables_aging: each complete billing month's last day and the latest report day.
+-- bucket_order: 0_30, 31_60, 61_90, 91_plus, credit_balance (overpaid invoices, negative).
+with
+
+calendar as (
+    select * from {{ ref('fin_calendar') }}
+),
+
+aging as (
+    select * from {{ ref('fin_receivables_aging') }}
+),
+
+invoices as (
+    select * from {{ ref('fct_invoices') }}
+    where state <> 'void'
+),
+
+latest_day as (
+    select max(report_day) as report_day
+    from calendar
+),
+
+snapshots as (
+    select
+        calendar.report_day as snapshot_day,
+        calendar.period as snapshot_period,
+        calendar.day_of_month = calendar.days_in_period as is_month_end,
+        calendar.report_day = latest_day.report_day as is_latest
+    from calendar
+    cross join latest_day
+    where
+        calendar.day_of_month = calendar.days_in_period
+        or calendar.report_day = latest_day.report_day
+),
+
+currencies as (
+    select
+        currency,
+        min(cast({{ dbt.dateadd('day', -1, 'period_end') }} as date)) as first_invoice_date
+    from invoices
+    group by currency
+),
+
+buckets as (
+    select
+        '0_30' as aging_bucket,
+        1 as bucket_order
+    union all
+    select
+        '31_60' as aging_bucket,
+        2 as bucket_order
+    union all
+    select
+        '61_90' as aging_bucket,
+        3 as bucket_order
+    union all
+    select
+        '91_plus' as aging_bucket,
+        4 as bucket_order
+    union all
+    select
+        'credit_balance' as aging_bucket,
+        5 as bucket_order
+),
+
+totals as (
+    select
+        snapshot_day,
+        currency,
+        aging_bucket,
+        count(*) as invoice_count,
+        sum(open_minor) as open_minor
+    from aging
+    group by snapshot_day, currency, aging_bucket
+)
+
+select
+    {{ dbt.concat([
+        format_day('snapshots.snapshot_day'), "'|'", 'currencies.currency', "'|'", 'buckets.aging_bucket'
+    ]) }} as aging_bucket_key,
+    snapshots.snapshot_day,
+    snapshots.snapshot_period,
+    snapshots.is_month_end,
+    snapshots.is_latest,
+    currencies.currency,
+    buckets.aging_bucket,
+    buckets.bucket_order,
+    cast(coalesce(totals.invoice_count, 0) as {{ dbt.type_bigint() }}) as invoice_count,
+    cast(coalesce(totals.open_minor, 0) as {{ dbt.type_bigint() }}) as open_minor
+from snapshots
+inner join currencies
+    on snapshots.snapshot_day >= currencies.first_invoice_date
+cross join buckets
+left join totals
+    on
+        snapshots.snapshot_day = totals.snapshot_day
+        and currencies.currency = totals.currency
+        and buckets.aging_bucket = totals.aging_bucket

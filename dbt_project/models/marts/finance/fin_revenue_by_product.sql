@@ -1,0 +1,50 @@
+-- Recognized revenue per currency, accounting month and product (fct_revenue_daily: locked
+-- months as frozen at their close; refunds and credit notes negative as contra-revenue;
+-- catch-ups in the month they are booked, also shown apart in catchup_minor), with the month's
+-- total per currency, each product's share of it in basis points (NULL when the total is not
+-- positive) and its rank (largest revenue first, then product name).
+with
+
+revenue as (
+    select * from {{ ref('fct_revenue_daily') }}
+),
+
+products as (
+    select
+        currency,
+        accounting_period as period,
+        product,
+        sum(revenue_minor) as revenue_minor,
+        sum(case when is_catchup then revenue_minor else 0 end) as catchup_minor
+    from revenue
+    group by currency, accounting_period, product
+),
+
+with_totals as (
+    select
+        products.*,
+        sum(products.revenue_minor) over (
+            partition by products.currency, products.period
+        ) as period_total_minor,
+        row_number() over (
+            partition by products.currency, products.period
+            order by products.revenue_minor desc, products.product asc
+        ) as product_rank
+    from products
+)
+
+select
+    {{ dbt.concat(['currency', "'|'", 'period', "'|'", 'product']) }} as revenue_product_key,
+    currency,
+    period,
+    product,
+    cast(revenue_minor as {{ dbt.type_bigint() }}) as revenue_minor,
+    cast(catchup_minor as {{ dbt.type_bigint() }}) as catchup_minor,
+    cast(period_total_minor as {{ dbt.type_bigint() }}) as period_total_minor,
+    case
+        when period_total_minor <= 0 then null
+        when revenue_minor < 0 then -{{ round_div('-revenue_minor * 10000', 'period_total_minor') }}
+        else {{ round_div('revenue_minor * 10000', 'period_total_minor') }}
+    end as share_bps,
+    cast(product_rank as {{ dbt.type_bigint() }}) as product_rank
+from with_totals
