@@ -315,6 +315,26 @@ def explain(ctx: click.Context, check: str | None, account_id: str | None, categ
                    "  it applies from the next build: meterline reconcile"])
 
 
+@cli.command()
+@click.argument("kind", type=click.Choice(["daily", "month"]))
+@click.option("--date", "when", required=True,
+              help="daily: the day (YYYY-MM-DD); month: the billing month (YYYY-MM).")
+@click.option("--no-send", is_flag=True, help="Write the report; do not email it.")
+@json_option
+@click.pass_context
+def report(ctx: click.Context, kind: str, when: str, no_send: bool) -> None:
+    """Write the finance daily flash or month-end pack (HTML, PDF, CSV and XLSX of every table)
+    to exports/reports/<date>/ and email it to [reports] smtp_to."""
+    from exports.reports import run_report
+
+    r = run_report(_config(ctx), kind, when, send=not no_send)
+    email = r.get("email") or {}
+    human = [f"{kind} report {when}: {r.get('dir')}",
+             *[f"  wrote {p}" for p in r.get("files", [])][:12],
+             f"  email: {'sent to ' + ', '.join(email.get('to', [])) if email.get('sent') else email.get('reason')}"]
+    _emit(ctx, r, human)
+
+
 @cli.group()
 def resync() -> None:
     """Re-read a source in full, for when incremental pulls missed something."""

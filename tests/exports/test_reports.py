@@ -664,3 +664,21 @@ def test_charts_draw_each_value_and_handle_empty_and_negative() -> None:
     assert water.count('class="mark"') == 4
     assert "every step is 0" in report_charts.waterfall("w", "t", [("open", 0, "total")], str)
     assert report_charts.hbars("h", "t", ["a"], [-1], str).count('data-value="-1"') == 1
+
+
+@world_test
+def test_the_cli_writes_the_month_pack(demo_world: Path, chromium: str, tmp_path: Path) -> None:
+    """`meterline report month --date 2026-10 --no-send` as a user runs it, in a copy of the world."""
+    from conftest import copy_world, demo_env, run_cli
+
+    d = copy_world(demo_world, tmp_path)
+    res = run_cli("report", "month", "--date", PERIOD, "--no-send", "--json", cwd=d, env=demo_env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    folder = d / "exports" / "reports" / PERIOD
+    assert Path(out["dir"]) == folder.resolve() and out["email"]["sent"] is False
+    names = {p.name for p in folder.iterdir()}
+    assert any(n.endswith(f"-{PERIOD}.html") for n in names) and any(n.endswith(f"-{PERIOD}.pdf") for n in names)
+    assert any(p.suffix == ".xlsx" for p in folder.iterdir()) and any(p.suffix == ".csv" for p in folder.iterdir())
+    bad = run_cli("report", "month", "--date", "2026-11", "--no-send", cwd=d, env=demo_env())
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
