@@ -1,29 +1,46 @@
 """
 ### meterline_nightly
 
-One data interval (one UTC day) per run: ingest the metering store, the billing database and
-Stripe into `raw.*`, build the dbt models, reconcile. Each task is one call into a tested stage
-package; a rerun of a date replaces what that date wrote.
+One data interval — one UTC day, `[D, D+1)` — per run. Scheduled runs and backfills have the
+logical date D; a manual run (`airflow dags test meterline_nightly D`) processes the last complete
+day before D, as Airflow infers a manual run's data interval.
+
+    extract_metering ┐
+    extract_billing  ├─► load ─► dbt_build ─► reconcile ─► alert
+    extract_stripe   ┘
+
+- **extract_*** (in parallel, retried with exponential backoff): one source's interval, staged as
+  Arrow files under `pipeline.state_dir/extracts/D/`; the warehouse is not touched.
+- **load**: the three staged extracts into `raw.*`, one batch and transaction per source,
+  metering last; a batch identical to the interval's loaded one is skipped.
+- **dbt_build**: every model and test (dbt's own runner, in-process: see DECISIONLOG.md).
+- **reconcile**: the Great Expectations checkpoint over the reconciliation marts, recorded.
+- **alert**: engineers' alerts for that reconciliation; fails (not retried) when a check
+  errored, and (retried) when an alert channel failed.
+
+The finance daily report will follow `alert`; it comes with the reports issue. Every task is one
+call into `meterline.runner`; a rerun of a date replaces what that date wrote (the warehouse ends
+identical). Tasks that write the warehouse share the one-slot pool `meterline_warehouse`. A task
+that fails for good sends a "task failed" message on the alert channels.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import pendulum
-from airflow.sdk import dag, task
-
-DEFAULT_ARGS = {
-    "owner": "meterline",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-}
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+from meterline_airflow import (
+    BACKOFF_ARGS,
+    DEFAULT_ARGS,
+    END_DATE,
+    START_DATE,
+    WAREHOUSE_POOL,
+    meterline_config,
+)
 
 
 @dag(
-    schedule="@daily",
-    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=START_DATE,
+    end_date=END_DATE,
     catchup=True,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -31,34 +48,50 @@ DEFAULT_ARGS = {
     doc_md=__doc__,
 )
 def meterline_nightly():
-    @task
-    def ingest(data_interval_start=None) -> int:
-        from meterline.config import load_config
-        from meterline.runner import check_days, ingest_days
+    @task(**BACKOFF_ARGS)
+    def extract(source: str, data_interval_start=None, data_interval_end=None) -> dict:
+        from meterline.runner import extract_source, night_of
 
-        cfg = load_config()
-        day = data_interval_start.date()
-        check_days(cfg, [day])
-        return len(ingest_days(cfg, [day], print))
+        return extract_source(meterline_config(), source, night_of(data_interval_start, data_interval_end),
+                              print)
 
-    @task
-    def dbt_build() -> int:
-        from meterline.config import load_config
-        from meterline.dbt import build
+    @task(pool=WAREHOUSE_POOL)
+    def load(data_interval_start=None, data_interval_end=None) -> list[dict]:
+        from meterline.runner import load_extracts, night_of
 
-        return build(load_config()).nodes
+        return load_extracts(meterline_config(), night_of(data_interval_start, data_interval_end), print)
 
-    @task
-    def reconcile() -> int:
-        from meterline.config import load_config
+    @task(pool=WAREHOUSE_POOL)
+    def dbt_build() -> dict:
+        from meterline.runner import build_models
+
+        return build_models(meterline_config(), print)
+
+    @task(pool=WAREHOUSE_POOL)
+    def reconcile() -> dict:
         from meterline.runner import reconcile_now
 
-        rec = reconcile_now(load_config())
-        if rec["check_errors"]:
-            raise RuntimeError(f"reconciliation checks errored: {rec['check_errors']}")
-        return rec["drift_flagged"]
+        rec = reconcile_now(meterline_config(), alert=False)
+        return {k: rec[k] for k in ("as_of", "checks", "check_errors", "drift_flagged", "quarantined")}
 
-    ingest() >> dbt_build() >> reconcile()
+    @task(pool=WAREHOUSE_POOL)
+    def alert(rec: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from meterline.runner import alert_reconciliation
+
+        out = alert_reconciliation(meterline_config(), rec["as_of"])
+        if out["check_errors"]:  # an error is neither a pass nor a drift; a retry would not clear it
+            raise AirflowFailException(f"reconciliation check(s) errored: {'; '.join(out['check_errors'])}")
+        if out["alerts_failed"]:  # the next try sends only what was not sent
+            raise RuntimeError(f"alert channel(s) failed: {'; '.join(out['alerts_failed'])}")
+        return out
+
+    extracts = [extract.override(task_id=f"extract_{source}")(source)
+                for source in ("metering", "billing", "stripe")]
+    loaded, built, rec = load(), dbt_build(), reconcile()
+    extracts >> loaded >> built >> rec
+    alert(rec)
 
 
 meterline_nightly()

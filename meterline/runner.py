@@ -513,3 +513,246 @@ def demo(directory: Path, seed: int = 7, accounts: int = 40, days: int = 34,
     (directory / ".meterline" / "demo-summary.json").write_text(
         json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return summary
+
+
+# ---------------------------------------------------------------------------------------
+# Airflow: the nightly split into one stage per task (dags/meterline_nightly.py). The three
+# sources are extracted in parallel into staged Arrow files (no warehouse access), then one task
+# loads them, as `ingest_days` does, one transaction per source; the CLI keeps `nightly`.
+
+NIGHTLY_SOURCES = ("metering", "billing", "stripe")
+LOAD_ORDER = ("billing", "stripe", "metering")  # metering last: its batch marks the night ingested
+EXTRACT_MANIFEST = "extract.json"
+
+
+def _utc_naive(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo is not None else t
+
+
+def night_of(interval_start: dt.datetime, interval_end: dt.datetime) -> dt.date:
+    """The UTC day a data interval covers. Anything but exactly one day from midnight UTC is
+    refused: a run processes one night, never a guess at one."""
+    start, end = _utc_naive(interval_start), _utc_naive(interval_end)
+    if start.time() != dt.time() or end - start != dt.timedelta(days=1):
+        raise IntervalError(
+            f"data interval {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} (UTC) is not one day "
+            "from midnight UTC: a nightly run processes exactly one day")
+    return start.date()
+
+
+def period_of(interval_start: dt.datetime, interval_end: dt.datetime) -> str:
+    """The billing period (YYYY-MM) a data interval covers: exactly one calendar month, UTC."""
+    start, end = _utc_naive(interval_start), _utc_naive(interval_end)
+    nxt = dt.datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
+    if start.time() != dt.time() or start.day != 1 or end != nxt:
+        raise IntervalError(
+            f"data interval {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} (UTC) is not one "
+            "calendar month: a month close processes exactly one period")
+    return f"{start:%Y-%m}"
+
+
+def extract_dir(cfg: Config, day: dt.date, source: str | None = None) -> Path:
+    """Where the night's staged extracts live (under `pipeline.state_dir`)."""
+    base = cfg.state_dir / "extracts" / day.isoformat()
+    return base / source if source else base
+
+
+def _extract_tables(cfg: Config, source: str, day: dt.date) -> dict[str, Any]:
+    """One source's extract for `day`, as `ingest.run.ingest_day` builds it."""
+    from ingest.sql_sources import extract_billing, extract_metering, probe
+
+    if source == "metering":
+        probe(cfg, "metering")
+        return extract_metering(cfg, day)
+    if source == "billing":
+        probe(cfg, "billing")
+        return extract_billing(cfg, day)
+    from ingest.stripe import configured_resources, extract_stripe_interval, reader_from_config
+
+    start = dt.datetime.combine(day, dt.time())
+    sources = cfg.values["sources"]
+    with stripe_access(cfg) as (client, key):
+        return extract_stripe_interval(reader_from_config(client, key, sources), start,
+                                       start + dt.timedelta(days=1), configured_resources(sources))
+
+
+def _stage_table(folder: Path, name: str, data: Any, chunk_rows: int) -> tuple[list[str], int]:
+    """Stream one raw table's chunks into Arrow IPC files (a new part when the schema changes)."""
+    import pyarrow as pa
+
+    from ingest.chunks import iter_chunks
+
+    files: list[str] = []
+    rows = 0
+    writer = None
+    schema = None
+    try:
+        for batch in iter_chunks(data, chunk_rows):
+            if writer is None or batch.schema != schema:
+                if writer is not None:
+                    writer.close()
+                files.append(f"{name}.{len(files):04d}.arrow")
+                schema = batch.schema
+                writer = pa.ipc.new_file(str(folder / files[-1]), schema)
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return files, rows
+
+
+def extract_source(cfg: Config, source: str, day: dt.date, progress: Progress = _stderr) -> dict[str, Any]:
+    """Extract one source's data interval `day` into staged Arrow files; the warehouse is not
+    touched. A rerun replaces the staged extract; a failure leaves no staged extract behind."""
+    if source not in NIGHTLY_SOURCES:
+        raise ConfigError(f"unknown source {source!r} (known: {', '.join(NIGHTLY_SOURCES)})")
+    if source == "metering":
+        check_days(cfg, [day])
+    target = extract_dir(cfg, day, source)
+    tmp = target.with_name(f".{source}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    extracted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # audit stamp only
+    tables: dict[str, dict[str, Any]] = {}
+    try:
+        chunk_rows = cfg.get("pipeline", "chunk_rows")
+        for name, data in sorted(_extract_tables(cfg, source, day).items()):
+            files, rows = _stage_table(tmp, name, data, chunk_rows)
+            tables[name] = {"files": files, "rows": rows}
+        (tmp / EXTRACT_MANIFEST).write_text(json.dumps(
+            {"source": source, "day": day.isoformat(), "extracted_at": extracted_at.isoformat(),
+             "tables": tables}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = {name: t["rows"] for name, t in tables.items()}
+    progress(f"extract {source} {day}: {sum(rows.values())} rows staged")
+    return {"source": source, "day": day.isoformat(), "rows": rows}
+
+
+def _staged(cfg: Config, source: str, day: dt.date) -> tuple[dt.datetime, dict[str, Any]]:
+    """A staged extract: its extraction stamp and, per raw table, a lazy iterator of its chunks."""
+    import pyarrow as pa
+
+    folder = extract_dir(cfg, day, source)
+    try:
+        manifest = json.loads((folder / EXTRACT_MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StageError(f"{source} source: no staged extract for {day} in {folder.parent} "
+                         f"(run the night's extract_{source} task first)") from None
+
+    def batches(files: list[str]) -> Iterator[Any]:
+        for name in files:
+            with pa.OSFile(str(folder / name), "rb") as f:
+                reader = pa.ipc.open_file(f)
+                for i in range(reader.num_record_batches):
+                    yield reader.get_batch(i)
+
+    tables = {name: batches(t["files"]) for name, t in manifest["tables"].items()}
+    return dt.datetime.fromisoformat(manifest["extracted_at"]), tables
+
+
+def load_extracts(cfg: Config, day: dt.date, progress: Progress = _stderr) -> list[dict[str, Any]]:
+    """Load the night's three staged extracts into `raw.*`, as `ingest_days` loads them: one
+    batch and transaction per source, metering last, identical batches skipped. The staged
+    files are removed once every source is loaded."""
+    from ingest.load import ensure_raw, load_batch
+
+    start = dt.datetime.combine(day, dt.time())
+    end = start + dt.timedelta(days=1)
+    staged = {source: _staged(cfg, source, day) for source in LOAD_ORDER}  # all there, or nothing
+    options = {"max_quarantine_share": cfg.get("pipeline", "quarantine_max_share"),
+               "chunk_rows": cfg.get("pipeline", "chunk_rows")}
+    out = []
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        if warning := stripe_gap_warning(conn, day):
+            progress(f"WARNING {warning}")
+        for source in LOAD_ORDER:
+            extracted_at, tables = staged[source]
+            r = load_batch(conn, source, start, end, tables, extracted_at, **options)
+            out.append({"source": r.source, "day": day.isoformat(), "batch_id": r.batch_id,
+                        "rows": r.rows, "action": r.action})
+    progress(f"load {day}: " + ", ".join(f"{b['source']} {b['rows']} rows ({b['action']})" for b in out))
+    shutil.rmtree(extract_dir(cfg, day), ignore_errors=True)
+    return out
+
+
+def build_models(cfg: Config, progress: Progress = _stderr) -> dict[str, Any]:
+    """The nightly's dbt build (every model and test), then the draft invoice versions."""
+    progress("dbt build ...")
+    res = dbt.build(cfg)
+    with connect(cfg.warehouse) as conn:
+        record_invoice_versions(conn)
+    progress(f"dbt build: {res.nodes} nodes ok")
+    return {"dbt_nodes": res.nodes}
+
+
+def alert_reconciliation(cfg: Config, as_of: str | None = None) -> dict[str, Any]:
+    """Alert engineers about the reconciliation recorded at `as_of` (default: the latest), read
+    back from the ledger: the same findings and errors `reconcile_now` alerts on."""
+    from ingest.load import ensure_raw
+    from reconcile.alerts import notify
+    from reconcile.checks import KEY_FIELDS
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        results = qualified("ledger", "recon_check_results")
+        when = (dt.datetime.fromisoformat(as_of) if as_of
+                else conn.fetchone(f"SELECT max(as_of) FROM {results}")[0])
+        if when is None:
+            raise StageError("nothing reconciled yet: no reconciliation to alert on")
+        cols = ", ".join(["check_name", "status", *KEY_FIELDS, "detail", "difference", "unit"])
+        findings = conn.fetch_dicts(
+            f"SELECT {cols} FROM {qualified('ledger', 'recon_findings')} "
+            f"WHERE as_of = ? AND check_name <> 'quarantine' ORDER BY {cols}", [when])
+        errors = conn.fetch_dicts(
+            f"SELECT check_name, detail FROM {results} WHERE as_of = ? AND outcome = 'error' "
+            "ORDER BY check_name", [when])
+        report = notify(conn, cfg, when, findings, errors)
+    return {"as_of": when.isoformat(), "drift_flagged": len(findings),
+            "check_errors": [f"{e['check_name']}: {e['detail']}" for e in errors],
+            "alerts": report.to_dict(), "alerts_failed": report.reasons}
+
+
+def push_invoices(cfg: Config, period: str, localstripe: bool = False,
+                  progress: Progress = _stderr) -> dict[str, Any]:
+    """Push the closed `period`'s issued invoices to Stripe (exports.stripe_push, replay-safe).
+    Objects left unconfirmed fail the stage: the next run resumes from the outbox."""
+    from exports.stripe_push import push_period
+    from ingest.load import ensure_raw
+
+    with connect(cfg.warehouse) as conn:
+        ensure_raw(conn)
+        report = push_period(conn, cfg, period, localstripe=localstripe)
+    summary = {k: v for k, v in report.to_dict().items() if k != "invoices"}
+    summary["invoices"] = len(report.invoices)
+    progress(f"stripe push {period}: {report.created} created, {report.found_existing} found, "
+             f"{report.confirmed} confirmed, {report.skipped} skipped, {report.failed} failed")
+    if report.failed:
+        shown = "; ".join(report.errors[:3]) or "see ledger.stripe_outbox"
+        raise StageError(f"stripe push {period}: {report.failed} object(s) left unconfirmed: {shown}")
+    return summary
+
+
+def alert_failure(cfg: Config, title: str, text: str) -> dict[str, Any]:
+    """Send a plain failure message (a task that failed) on every configured alert channel,
+    with every configured secret masked. Returns, per channel, what was sent and what failed."""
+    from reconcile.alerts import notify_failure
+
+    reports = notify_failure(cfg, title, text, secrets=config_secrets(cfg))
+    return {name: {"destination": r.destination, "sent": r.sent, "failed": r.failed}
+            for name, r in reports.items()}
+
+
+def config_secrets(cfg: Config) -> list[str]:
+    """Every secret the configuration holds (API key, webhook URL, passwords): what a log or a
+    message must never show."""
+    out = [cfg.stripe_api_key, cfg.secret("alerts", "slack_webhook_url"),
+           cfg.secret("alerts", "smtp_password"), cfg.warehouse.password]
+    for source in ("metering", "billing"):
+        with contextlib.suppress(Exception):  # a file source or an unusual URL holds no password
+            out.append(cfg.source_target(source).password)
+    return sorted({s for s in out if s})

@@ -720,3 +720,36 @@ def notify(conn: Connection, cfg: Config, as_of: dt.datetime, findings: list[dic
         ch.send(messages, done)
         report.messages += [(ch.name, m) for m in messages]
     return report
+
+
+# -- plain operational messages (appended for the Airflow DAGs' failure callbacks) ------------
+
+
+def notify_failure(cfg: Config, title: str, text: str,
+                   secrets: Iterable[str] = ()) -> dict[str, ChannelReport]:
+    """Send one plain message (say "meterline_nightly.load failed") on every configured channel.
+
+    Not a reconciliation alert: no finding, no dedupe, nothing read from or written to the
+    warehouse (it may be what failed). The channels' secrets and `secrets` are masked in the
+    title and the text. Never raises for a channel that fails: the report says why, per channel.
+    """
+    mask = _Masker([cfg.secret("alerts", "slack_webhook_url"), cfg.secret("alerts", "smtp_password"),
+                    *secrets])
+    body = mask(text)
+    m = AlertMessage(kind="failure", title=_one_line(title, mask)[:150], text=body, sections=[body],
+                     item_keys=[])
+    reports: dict[str, ChannelReport] = {}
+    for ch in _channels(cfg, mask):
+        rep = reports[ch.name] = ChannelReport(ch.name, ch.destination)
+
+        def done(msg: AlertMessage, reason: str | None, rep: ChannelReport = rep) -> None:
+            if reason is None:
+                rep.sent.append(msg.title)
+            else:
+                rep.failed.append(f"{msg.title}: {reason}")
+                log.warning("failure message on %s failed: %s", rep.channel, reason)
+
+        ch.send([m], done)
+    if not reports:
+        log.info("no alert channel is configured: %s", m.title)
+    return reports

@@ -1,0 +1,147 @@
+"""What the meterline DAG files share: schedules' start, default arguments, the warehouse pool,
+configuration from Airflow connections (else the environment) and the failure alert.
+
+Light at import — the standard library and pendulum only: meterline, the stage packages and
+Airflow's runtime are imported inside the functions, which run in tasks, never at parse time.
+Listed in `.airflowignore`: it holds no DAG.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+
+log = logging.getLogger("meterline.airflow")
+
+#: The first night (and the first month) the DAGs schedule; runs before it are never created.
+START_DATE = pendulum.parse(os.environ.get("METERLINE_START_DATE", "2026-10-01"), tz="UTC")
+#: Optional last night: a world that ends (the sample world in docker-compose) is not scheduled
+#: past its data.
+END_DATE = pendulum.parse(os.environ["METERLINE_END_DATE"], tz="UTC") if os.environ.get("METERLINE_END_DATE") else None
+
+#: Every task that writes the warehouse runs in this pool, created with ONE slot
+#: (`airflow pools set meterline_warehouse 1 ...`, done by the compose init job): a DuckDB file has
+#: one writer, and on PostgreSQL two loads or dbt builds must not overlap either (the month
+#: close's final nightly and the nightly of the same day are due at the same moment).
+WAREHOUSE_POOL = "meterline_warehouse"
+
+#: Airflow connection id -> what it provides, when it is defined (else the environment's
+#: METERLINE_* / PGPASSWORD variables apply, see README "Configuration").
+CONNECTIONS = {
+    "meterline_warehouse": "a postgres connection: the warehouse (METERLINE_WAREHOUSE, PGPASSWORD)",
+    "meterline_stripe": "its password: the Stripe API key (METERLINE_STRIPE_API_KEY)",
+    "meterline_slack_webhook": "its password: the alert webhook URL (METERLINE_ALERTS_SLACK_WEBHOOK_URL)",
+    "meterline_smtp": "its password: the SMTP password (METERLINE_ALERTS_SMTP_PASSWORD)",
+}
+_PASSWORD_ENV = {
+    "meterline_stripe": "METERLINE_STRIPE_API_KEY",
+    "meterline_slack_webhook": "METERLINE_ALERTS_SLACK_WEBHOOK_URL",
+    "meterline_smtp": "METERLINE_ALERTS_SMTP_PASSWORD",
+}
+
+#: Airflow variable: "true" when the Stripe API base is localstripe (development), which the
+#: push adapts to.
+LOCALSTRIPE_VARIABLE = "meterline_localstripe"
+
+
+def alert_task_failure(context: dict[str, Any]) -> None:
+    """on_failure_callback: a plain "task failed" message on meterline's alert channels.
+
+    Runs in the task's process after its last try failed. Never raises: a failure here is logged
+    (the task has failed already, and Airflow shows it)."""
+    try:
+        ti = context["ti"]
+        exc = context.get("exception")
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        what = f"{ti.dag_id}.{ti.task_id}"
+        error = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc or "unknown error")
+        lines = error.strip().splitlines() or ["unknown error"]
+        text = "\n".join([
+            f"{what} failed after {ti.try_number} tr{'y' if ti.try_number == 1 else 'ies'}.",
+            f"run: {ti.run_id}",
+            f"data interval: {start} .. {end}",
+            f"error: {lines[0][:1000]}",
+            "logs: the task's log in the Airflow UI; rerun it by clearing the task (a rerun of an "
+            "interval replaces what it wrote).",
+        ])
+        from meterline.runner import alert_failure
+
+        sent = alert_failure(meterline_config(), f"meterline: {what} failed", text)
+        for channel, rep in sent.items():
+            for line in rep["failed"]:
+                log.warning("failure alert on %s not delivered: %s", channel, line)
+    except Exception:  # noqa: BLE001 - a callback must not raise; say why nothing was sent
+        log.exception("could not send the task failure alert")
+
+
+def _connection(conn_id: str) -> Any:
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def connection_env() -> dict[str, str]:
+    """The environment variables meterline's configuration takes from the Airflow connections
+    that are defined (secrets are masked by Airflow when a connection is read)."""
+    env: dict[str, str] = {}
+    wh = _connection("meterline_warehouse")
+    if wh is not None:
+        if wh.conn_type not in ("postgres", "postgresql"):
+            raise ValueError(f"connection meterline_warehouse has type {wh.conn_type!r}: a postgres "
+                             "connection is expected (a DuckDB warehouse is a path: meterline.toml)")
+        user = f"{wh.login}@" if wh.login else ""
+        env["METERLINE_WAREHOUSE"] = f"postgresql://{user}{wh.host or 'localhost'}:{wh.port or 5432}/{wh.schema or 'postgres'}"
+        if wh.password:
+            env["PGPASSWORD"] = wh.password  # never in the URL: it would travel with it
+    for conn_id, name in _PASSWORD_ENV.items():
+        conn = _connection(conn_id)
+        if conn is not None and conn.password:
+            env[name] = conn.password
+    return env
+
+
+def meterline_config() -> Any:
+    """meterline's configuration for this task: `$METERLINE_CONFIG` (or ./meterline.toml), the
+    environment, and the Airflow connections above, which win over the environment. Every secret
+    it holds is registered with Airflow's log masker."""
+    from airflow.sdk.log import mask_secret
+
+    from meterline.config import load_config
+    from meterline.runner import config_secrets
+
+    os.environ.update(connection_env())  # this task's process only
+    cfg = load_config()
+    for secret in config_secrets(cfg):
+        mask_secret(secret)
+    return cfg
+
+
+def localstripe() -> bool:
+    from airflow.sdk import Variable
+
+    return str(Variable.get(LOCALSTRIPE_VARIABLE, default="false")).strip().lower() in ("1", "true", "yes")
+
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "meterline",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "on_failure_callback": alert_task_failure,
+}
+
+#: Tasks that talk to outside systems (the sources, Stripe's API): retried more, with exponential
+#: backoff (about 2, 4, 8, 16 min; a multiplier, as Airflow 3.3 reads it: `True` would mean 1).
+BACKOFF_ARGS: dict[str, Any] = {
+    "retries": 4,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=30),
+}

@@ -1,0 +1,74 @@
+"""`airflow dags test meterline_nightly` end to end on DuckDB, on a sample world: the night's
+batches and reconciliation are in the warehouse, a second run of the same date leaves every
+table identical, and no secret reaches Airflow's logs, XComs or metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from dag_helpers import (
+    airflow_env,
+    airflow_home,
+    dags_test,
+    digest_tables,
+    files_containing,
+    make_world,
+    webhook,
+)
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[dict]]]:
+    with webhook() as h:
+        yield h
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("dags")
+def test_nightly_dag_end_to_end_and_a_rerun_is_identical(tmp_path: Path, hook: tuple[str, list[dict]]) -> None:
+    world = make_world(tmp_path, days=4)  # nights 2026-10-01 .. 2026-10-04
+    home = airflow_home(tmp_path)
+    hook_secret, stripe_key = secrets.token_hex(12), f"sk_test_{secrets.token_hex(12)}"
+    base, received = hook
+    env = airflow_env(home, world, METERLINE_STRIPE_API_KEY=stripe_key,
+                      METERLINE_ALERTS_SLACK_WEBHOOK_URL=f"{base}/hooks/{hook_secret}",  # a configured channel
+                      METERLINE_ALERTS_SMTP_PASSWORD=secrets.token_hex(12))
+    warehouse = world / ".meterline" / "warehouse.duckdb"
+
+    # a manual run with logical date 2026-10-03 processes its inferred interval: the night of 10-02
+    first = dags_test(env, "meterline_nightly", "2026-10-03", cwd=tmp_path)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        batches = con.execute(
+            "SELECT source, interval_start, interval_end, row_count FROM raw.batch_ledger "
+            "WHERE status = 'loaded' ORDER BY source").fetchall()
+        checks = con.execute(
+            "SELECT check_name, outcome FROM ledger.recon_check_results WHERE as_of = ?",
+            [dt.datetime(2026, 10, 3)]).fetchall()
+    finally:
+        con.close()
+    night = (dt.datetime(2026, 10, 2), dt.datetime(2026, 10, 3))
+    assert [(s, a, b) for s, a, b, _ in batches] == [("billing", *night), ("metering", *night), ("stripe", *night)]
+    assert all(n > 0 for s, *_, n in batches if s != "stripe")
+    assert len(checks) >= 10 and {o for _, o in checks} <= {"passed", "failed"}  # recorded, none errored
+    assert not (world / ".meterline" / "extracts").exists() or not any((world / ".meterline" / "extracts").iterdir())
+    before = digest_tables(warehouse)
+
+    second = dags_test(env, "meterline_nightly", "2026-10-03", cwd=tmp_path)
+    assert second.stdout.count("'action': 'skipped_identical'") + second.stderr.count("'action': 'skipped_identical'") >= 3
+    after = digest_tables(warehouse)
+    changed = sorted(t for t in before.keys() | after.keys() if before.get(t) != after.get(t))
+    assert changed == [], f"a rerun of the same date changed {changed}"
+
+    # nothing secret in the task logs (stdout of `dags test`), nor in Airflow's home: its metadata
+    # database (XComs, rendered templates, connections) and log files
+    for out in (first, second):
+        text = out.stdout + out.stderr
+        assert stripe_key not in text and hook_secret not in text
+    assert files_containing(home, [stripe_key, hook_secret, env["METERLINE_ALERTS_SMTP_PASSWORD"]]) == []
+    assert all(stripe_key not in str(m["body"]) for m in received)  # alerts sent (if any) carry none

@@ -1,0 +1,175 @@
+"""What the DAG tasks call, without a DAG run: data intervals to nights and periods, the staged
+parallel extract + load (the same batches as the CLI's ingest), configuration from Airflow
+connections, and the failure callback's message on an alert channel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dag_helpers import DAGS, airflow_env, make_world, webhook
+
+from meterline.config import load_config
+from meterline.errors import IntervalError, StageError
+from meterline.runner import (
+    extract_dir,
+    extract_source,
+    ingest_days,
+    load_extracts,
+    night_of,
+    period_of,
+)
+from meterline.warehouse import connect
+
+# one xdist group with the nightly end-to-end run; the month close run goes beside it. (With
+# pytest 9.2 xdist ignores groups, pytest-dev/pytest-xdist#1386: the end-to-end files are
+# named to be collected first, so the two long runs start on different workers either way.)
+pytestmark = pytest.mark.xdist_group("dags")
+UTC = dt.UTC
+
+
+def test_night_and_period_of_a_data_interval() -> None:
+    d = dt.datetime
+    assert night_of(d(2026, 10, 2, tzinfo=UTC), d(2026, 10, 3, tzinfo=UTC)) == dt.date(2026, 10, 2)
+    assert night_of(d(2026, 10, 2), d(2026, 10, 3)) == dt.date(2026, 10, 2)  # naive is UTC
+    cet = dt.timezone(dt.timedelta(hours=1))
+    assert night_of(d(2026, 10, 2, 1, tzinfo=cet), d(2026, 10, 3, 1, tzinfo=cet)) == dt.date(2026, 10, 2)
+    for start, end in [(d(2026, 10, 2), d(2026, 10, 2)),          # a manual run's empty interval
+                       (d(2026, 10, 2), d(2026, 10, 4)),          # two days
+                       (d(2026, 10, 2, 6), d(2026, 10, 3, 6))]:   # not from midnight UTC
+        with pytest.raises(IntervalError, match="not one day"):
+            night_of(start, end)
+    assert period_of(d(2026, 10, 1, tzinfo=UTC), d(2026, 11, 1, tzinfo=UTC)) == "2026-10"
+    assert period_of(d(2026, 12, 1), d(2027, 1, 1)) == "2026-12"
+    assert period_of(d(2027, 2, 1), d(2027, 3, 1)) == "2027-02"
+    # the month close's final night: the day before the interval's end
+    end = d(2027, 3, 1, tzinfo=UTC)
+    assert night_of(end - dt.timedelta(days=1), end) == dt.date(2027, 2, 28)
+    for start, end in [(d(2026, 10, 1), d(2026, 10, 31)), (d(2026, 10, 2), d(2026, 11, 2)),
+                       (d(2026, 10, 1), d(2026, 12, 1))]:
+        with pytest.raises(IntervalError, match="not one calendar month"):
+            period_of(start, end)
+
+
+def _config(world: Path, name: str):
+    (world / f"{name}.toml").write_text(
+        (world / "meterline.toml").read_text().replace(".meterline/", f".{name}/")
+        .replace('state_dir = ".meterline"', f'state_dir = ".{name}"'), encoding="utf-8")
+    return load_config(world / f"{name}.toml", env={})
+
+
+def _raw(cfg) -> dict[str, list]:
+    """Every raw table's rows without the batch stamps, and the batch ledger's content columns."""
+    with connect(cfg.warehouse) as conn:
+        tables = [r[0] for r in conn.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' ORDER BY 1")]
+        out = {}
+        for t in tables:
+            cols = [r[0] for r in conn.fetchall(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw' "
+                "AND table_name = ? AND column_name NOT IN ('_batch_id', '_extracted_at', 'batch_id', "
+                "'loaded_at') ORDER BY ordinal_position", [t])]
+            out[t] = sorted(map(repr, conn.fetchall(f'SELECT {", ".join(cols)} FROM raw."{t}"')))
+    return out
+
+
+def test_staged_extract_and_load_equal_the_cli_ingest(tmp_path: Path) -> None:
+    world = make_world(tmp_path, days=3)
+    days = [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
+    cli, dag = _config(world, "cli"), _config(world, "dag")
+    ingest_days(cli, days, lambda _m: None)
+
+    for day in days:
+        extracted = {s: extract_source(dag, s, day, lambda _m: None) for s in ("stripe", "billing", "metering")}
+        assert extracted["metering"]["rows"]["metering_usage_hourly"] > 0
+        assert (extract_dir(dag, day, "metering") / "extract.json").is_file()
+        loaded = load_extracts(dag, day, lambda _m: None)
+        assert [b["source"] for b in loaded] == ["billing", "stripe", "metering"]  # metering last
+        assert {b["action"] for b in loaded} == {"loaded"}
+        assert not extract_dir(dag, day).exists()  # staged files removed once loaded
+    assert _raw(dag) == _raw(cli)  # same rows, quarantine and batch checksums as the CLI's ingest
+
+    # a rerun of a night: extracted again, every batch identical, nothing written
+    before = _raw(dag)
+    for s in ("metering", "billing", "stripe"):
+        extract_source(dag, s, days[1], lambda _m: None)
+    assert {b["action"] for b in load_extracts(dag, days[1], lambda _m: None)} == {"skipped_identical"}
+    assert _raw(dag) == before
+
+    # a load without its extracts refuses, naming the missing source, and loads nothing
+    extract_source(dag, "billing", days[0], lambda _m: None)
+    with pytest.raises(StageError, match="stripe source: no staged extract for 2026-10-01"):
+        load_extracts(dag, days[0], lambda _m: None)
+    assert _raw(dag) == before
+    # a day outside the metering source fails its extract, and stages nothing
+    with pytest.raises(IntervalError, match="outside the sources"):
+        extract_source(dag, "metering", dt.date(2026, 11, 1), lambda _m: None)
+    assert not extract_dir(dag, dt.date(2026, 11, 1), "metering").exists()
+
+
+def test_failure_callback_sends_a_plain_message_with_secrets_masked(tmp_path: Path) -> None:
+    hook_secret, stripe_key = secrets.token_hex(8), f"sk_test_{secrets.token_hex(8)}"
+    with webhook() as (base, received):
+        env = airflow_env(tmp_path / "airflow", METERLINE_ALERTS_SLACK_WEBHOOK_URL=f"{base}/hook/{hook_secret}",
+                          METERLINE_STRIPE_API_KEY=stripe_key)
+        code = f"""
+import sys, types, datetime as dt
+sys.path.append({str(DAGS)!r})
+from meterline_airflow import alert_task_failure
+ti = types.SimpleNamespace(dag_id="meterline_nightly", task_id="load", try_number=3,
+                           run_id="scheduled__2026-10-02T00:00:00+00:00")
+alert_task_failure({{"ti": ti, "exception": RuntimeError("stripe said no to {stripe_key}\\nsecond line"),
+                    "data_interval_start": dt.datetime(2026, 10, 2), "data_interval_end": dt.datetime(2026, 10, 3)}})
+"""
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env=env, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-2000:]
+    assert len(received) == 1, res.stderr[-2000:]
+    msg = received[0]["body"]
+    assert msg["blocks"][0]["text"]["text"] == "meterline: meterline_nightly.load failed"
+    text = msg["text"]
+    assert "meterline_nightly.load failed after 3 tries" in text
+    assert "data interval: 2026-10-02 00:00:00 .. 2026-10-03 00:00:00" in text
+    assert "RuntimeError: stripe said no to ***" in text and "second line" not in text
+    assert stripe_key not in json.dumps(msg) and hook_secret not in json.dumps(msg)
+    assert stripe_key not in res.stderr + res.stdout and hook_secret not in res.stderr + res.stdout
+
+
+def test_airflow_connections_configure_meterline(tmp_path: Path) -> None:
+    """Connections win over the environment; the password never enters the warehouse URL."""
+    (tmp_path / "meterline.toml").write_text('[warehouse]\nurl = "duckdb:///wh.duckdb"\n')
+    env = airflow_env(tmp_path / "airflow", METERLINE_CONFIG=str(tmp_path / "meterline.toml"),
+                      METERLINE_STRIPE_API_KEY="sk_test_from_the_environment",
+                      AIRFLOW_CONN_METERLINE_WAREHOUSE="postgresql://wh_user:s3cr%40t%2Fx@db.example:6543/warehouse",
+                      AIRFLOW_CONN_METERLINE_STRIPE='{"conn_type": "generic", "password": "sk_test_from_airflow"}')
+    code = f"""
+import json, sys
+sys.path.append({str(DAGS)!r})
+from meterline_airflow import connection_env, meterline_config
+env = connection_env()
+cfg = meterline_config()
+print("RESULT:" + json.dumps({{"env": env, "url": cfg.warehouse.url, "password": cfg.warehouse.password,
+                              "user": cfg.warehouse.user, "stripe": cfg.stripe_api_key}}))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(next(x for x in res.stdout.splitlines() if x.startswith("RESULT:"))[7:])
+    assert out["env"]["METERLINE_WAREHOUSE"] == "postgresql://wh_user@db.example:6543/warehouse"
+    assert out["url"] == out["env"]["METERLINE_WAREHOUSE"]
+    assert out["password"] == "s3cr@t/x" and out["user"] == "wh_user"
+    assert out["stripe"] == "sk_test_from_airflow"
+
+    # without connections: the environment, as the CLI reads it
+    bare = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=bare, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(next(x for x in res.stdout.splitlines() if x.startswith("RESULT:"))[7:])
+    assert out["env"] == {} and out["stripe"] == "sk_test_from_the_environment"
+    assert out["url"] == "duckdb:///wh.duckdb"
