@@ -95,6 +95,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 
 
 DEMO_ACCOUNTS = 4
+_DEMO_CACHE: dict[str, Path] = {}
 
 
 def demo_env() -> dict[str, str]:
@@ -105,22 +106,36 @@ def demo_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One `meterline demo` (4 accounts, seed 7; nights 2026-10-01 .. 2026-11-03; 2026-10 closed)
-    shared by the session: read it, or copy it (`copy_world`) before changing anything. Tests that
-    use it carry @pytest.mark.xdist_group("demo_world") so one worker builds it once."""
-    base = tmp_path_factory.mktemp("demo_world")
-    directory = base / "world"
-    res = subprocess.run(
-        [sys.executable, "-m", "meterline.cli", "demo", "--dir", str(directory),
-         "--accounts", str(DEMO_ACCOUNTS), "--json"],
-        cwd=base, env=demo_env(), capture_output=True, text=True, timeout=1200)
-    assert res.returncode == 0, res.stderr[-3000:]
+    built once per test run and shared: read it, or copy it (`copy_world`) before changing
+    anything. Under pytest-xdist the workers share it: the first to need it builds it under a
+    file lock in the run's common temporary folder, the others wait and reuse it."""
+    import fcntl
     import json
 
-    summary = json.loads(res.stdout)
+    if "world" in _DEMO_CACHE:
+        return _DEMO_CACHE["world"]
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder all workers of this run share
+    base = root / "shared_demo_world"
+    directory, done = base / "world", base / "summary.json"
+    with (root / "shared_demo_world.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir(parents=True)
+            res = subprocess.run(
+                [sys.executable, "-m", "meterline.cli", "demo", "--dir", str(directory),
+                 "--accounts", str(DEMO_ACCOUNTS), "--json"],
+                cwd=base, env=demo_env(), capture_output=True, text=True, timeout=1200)
+            assert res.returncode == 0, res.stderr[-3000:]
+            done.write_text(res.stdout)
+    summary = json.loads(done.read_text())
     assert summary["accounts"] == DEMO_ACCOUNTS and summary["closed_periods"] == ["2026-10"]
     # this world's planted discrepancies too: every one found, nothing else flagged
     assert summary["discrepancies_found"] == summary["discrepancies_planted"] >= 6, summary["discrepancies_missed"]
     assert summary["false_positives"] == 0, summary["false_positive_findings"]
+    _DEMO_CACHE["world"] = directory
     return directory
 
 

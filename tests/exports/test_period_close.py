@@ -39,7 +39,7 @@ from meterline.config import load_config
 from meterline.errors import ExportError
 from meterline.warehouse import Connection, connect
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo_world")]
+pytestmark = pytest.mark.slow
 
 PERIOD = "2026-10"
 NEXT_PERIOD = "2026-11"

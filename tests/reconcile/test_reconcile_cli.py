@@ -18,7 +18,7 @@ from conftest import copy_world, demo_env, free_port, run_cli
 from meterline.config import load_config
 from meterline.warehouse import connect
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo_world")]
+pytestmark = pytest.mark.slow
 
 TOKEN = "T000/B000/canary-webhook-token"
 
