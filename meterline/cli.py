@@ -335,6 +335,23 @@ def report(ctx: click.Context, kind: str, when: str, no_send: bool) -> None:
     _emit(ctx, r, human)
 
 
+@cli.command()
+@click.option("--size", required=True, type=click.Choice(["smoke", "1m", "30m", "300m"]),
+              help="Metering rows to generate (300m is opt-in: hours, and a 4 GiB memory limit).")
+@click.option("--out", "out", default="bench/results", show_default=True, type=click.Path(file_okay=False),
+              help="Where the JSON and Markdown results go.")
+@click.option("--no-postgres", is_flag=True, help="Skip the PostgreSQL path.")
+@json_option
+@click.pass_context
+def bench(ctx: click.Context, size: str, out: str, no_postgres: bool) -> None:
+    """Measure meterline against the floor (bare DuckDB sum / GROUP BY) and a pandas rating, on
+    generated data; every target's ratio and whether it holds."""
+    from bench.harness import markdown, run_bench
+
+    r = run_bench(size, Path(out), json_only=False, postgres=not no_postgres)
+    _emit(ctx, r, [markdown(r)])
+
+
 @cli.group()
 def resync() -> None:
     """Re-read a source in full, for when incremental pulls missed something."""
