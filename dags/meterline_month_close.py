@@ -4,7 +4,9 @@
 One billing period — one calendar month, UTC — per run, due when the month is over (the run for
 October has the logical date October 1 and starts on November 1).
 
-    final_nightly ─► close_period ─► push_invoices
+                                   ┌─► push_invoices
+    final_nightly ─► close_period ─┤
+                                   └─► finance_report
 
 - **final_nightly**: the nightly (ingest, dbt build, reconcile, alerts) for the month's last day,
   so the close never waits on the nightly run due at the same moment; that run then finds its
@@ -17,6 +19,10 @@ October has the logical date October 1 and starts on November 1).
   idempotency keys; a rerun creates nothing twice). Retried with backoff; what stays unconfirmed
   fails the task and the next try resumes from the outbox. The Airflow variable
   `meterline_localstripe` = true adapts the push to localstripe (development).
+
+- **finance_report**: finance's month-end pack for the closed month (`meterline report month`),
+  under `exports/reports/YYYY-MM/`, emailed to `[reports] smtp_to` when configured. Beside the
+  push: a Stripe outage never holds back the pack.
 
 Every task is one call into `meterline.runner`, in the one-slot pool `meterline_warehouse`.
 """
@@ -76,7 +82,15 @@ def meterline_month_close():
         return push(meterline_config(), period_of(data_interval_start, data_interval_end),
                     localstripe=localstripe(), progress=print)
 
-    final_nightly() >> close_period() >> push_invoices()
+    @task(pool=WAREHOUSE_POOL, **BACKOFF_ARGS)
+    def finance_report(data_interval_start=None, data_interval_end=None) -> dict:
+        from meterline.runner import finance_report as report
+        from meterline.runner import period_of
+
+        return report(meterline_config(), "month", period_of(data_interval_start, data_interval_end), print)
+
+    closed = close_period()
+    final_nightly() >> closed >> [push_invoices(), finance_report()]
 
 
 meterline_month_close()

@@ -5,9 +5,9 @@ One data interval — one UTC day, `[D, D+1)` — per run. Scheduled runs and ba
 logical date D; a manual run (`airflow dags test meterline_nightly D`) processes the last complete
 day before D, as Airflow infers a manual run's data interval.
 
-    extract_metering ┐
-    extract_billing  ├─► load ─► dbt_build ─► reconcile ─► alert
-    extract_stripe   ┘
+    extract_metering ┐                                  ┌─► alert
+    extract_billing  ├─► load ─► dbt_build ─► reconcile ┤
+    extract_stripe   ┘                                  └─► finance_report
 
 - **extract_*** (in parallel, retried with exponential backoff): one source's interval, staged as
   Arrow files under `pipeline.state_dir/extracts/D/`; the warehouse is not touched.
@@ -18,8 +18,12 @@ day before D, as Airflow infers a manual run's data interval.
 - **alert**: engineers' alerts for that reconciliation; fails (not retried) when a check
   errored, and (retried) when an alert channel failed.
 
-The finance daily report will follow `alert`; it comes with the reports issue. Every task is one
-call into `meterline.runner`; a rerun of a date replaces what that date wrote (the warehouse ends
+- **finance_report**: finance's daily flash for the night (`meterline report daily`), written
+  under `exports/reports/D/` and emailed to `[reports] smtp_to` when configured; skipped for a
+  night before the first billing period. It follows `reconcile`, beside `alert`, so an alert
+  channel that is down never holds back finance's report (nor the report the alerts).
+
+Every task is one call into `meterline.runner`; a rerun of a date replaces what that date wrote (the warehouse ends
 identical). Tasks that write the warehouse share the one-slot pool `meterline_warehouse`. A task
 that fails for good sends a "task failed" message on the alert channels.
 """
@@ -87,11 +91,26 @@ def meterline_nightly():
             raise RuntimeError(f"alert channel(s) failed: {'; '.join(out['alerts_failed'])}")
         return out
 
+    @task(pool=WAREHOUSE_POOL, **BACKOFF_ARGS)
+    def finance_report(rec: dict, data_interval_start=None, data_interval_end=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from meterline.errors import NoBillingPeriodError
+        from meterline.runner import finance_report as report
+        from meterline.runner import night_of
+
+        day = night_of(data_interval_start, data_interval_end)
+        try:
+            return report(meterline_config(), "daily", day.isoformat(), print)
+        except NoBillingPeriodError as exc:
+            raise AirflowSkipException(f"no daily flash for {day}: {exc}") from exc
+
     extracts = [extract.override(task_id=f"extract_{source}")(source)
                 for source in ("metering", "billing", "stripe")]
     loaded, built, rec = load(), dbt_build(), reconcile()
     extracts >> loaded >> built >> rec
     alert(rec)
+    finance_report(rec)
 
 
 meterline_nightly()

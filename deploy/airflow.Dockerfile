@@ -6,6 +6,10 @@ ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
 FROM ${AIRFLOW_IMAGE}
 
 USER root
+# headless Chromium prints the finance reports' PDF (exports/reports/pdf.py)
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends chromium \
+ && rm -rf /var/lib/apt/lists/*
 # the named volume mounted here (sample world, meterline state, exports) starts owned by airflow
 RUN mkdir -p /opt/meterline-data && chown airflow:root /opt/meterline-data
 USER airflow

@@ -25,6 +25,11 @@ class IntervalError(MeterlineError):
     """A requested date or period is outside what the sources cover or not ready."""
 
 
+class NoBillingPeriodError(IntervalError):
+    """A day or period before the first billing period in the warehouse (or no billing period
+    yet: billing starts with the first whole month ingested). Nothing to report, not a failure."""
+
+
 class InvoiceError(MeterlineError):
     """An invoice operation the ledger refuses: an unknown invoice, a draft where an issued
     invoice is needed, a missing reason. Nothing was changed."""

@@ -737,6 +737,21 @@ def push_invoices(cfg: Config, period: str, localstripe: bool = False,
     return summary
 
 
+def finance_report(cfg: Config, kind: str, when: str, progress: Progress = _stderr) -> dict[str, Any]:
+    """The DAGs' finance report: the daily flash for a night (`kind` daily, `when` YYYY-MM-DD) or
+    the month-end pack for a closed month (`kind` month, `when` YYYY-MM), written under
+    exports/reports/<when>/ and emailed when [reports] smtp_to is configured. Raises
+    NoBillingPeriodError for a day or month before the first billing period (nothing to report)
+    and ReportDeliveryError when the email fails (the files are written first)."""
+    from exports.reports import run_report
+
+    # read-write: the task may share its process with the stages that wrote DuckDB just before
+    out = run_report(cfg, kind, when, send=True, read_only=False)
+    progress(f"finance report {kind} {when}: {len(out.get('files', []))} file(s); "
+             f"email: {'sent' if out['email'].get('sent') else out['email'].get('reason')}")
+    return out
+
+
 def alert_failure(cfg: Config, title: str, text: str) -> dict[str, Any]:
     """Send a plain failure message (a task that failed) on every configured alert channel,
     with every configured secret masked. Returns, per channel, what was sent and what failed."""

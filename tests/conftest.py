@@ -139,6 +139,44 @@ def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Debian's chromium (finance reports print their PDF with it). Outside CI a missing browser
+    skips; with CI=true this installs it (apt-get, under a file lock the xdist workers share, as
+    two apt-gets at once would fight over dpkg's lock) and fails, not skips, when it cannot."""
+    import fcntl
+
+    from exports.reports.pdf import BROWSERS
+
+    def installed() -> str | None:
+        return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+    if found := installed():
+        return found
+    if not IN_CI:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); CI=true installs it")
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    with (root / "chromium_install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if found := installed():  # the other worker installed it meanwhile
+            return found
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for step in (["apt-get", "update"],
+                     ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+            try:
+                res = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                pytest.fail(f"CI=true: cannot install Chromium ({' '.join(step)}: {exc})")
+            if res.returncode != 0:
+                pytest.fail(f"CI=true: cannot install Chromium ({' '.join(step)} exited "
+                            f"{res.returncode}): {res.stderr[-500:]}")
+    if not (found := installed()):
+        pytest.fail("CI=true: chromium was installed but no browser is on PATH")
+    return found
+
+
 def copy_world(world: Path, tmp_path: Path) -> Path:
     target = tmp_path / "world"
     shutil.copytree(world, target, symlinks=True)

@@ -179,12 +179,17 @@ def send_report(cfg: Config, result: ReportResult) -> dict[str, Any]:
     return mail.send(cfg, result)
 
 
-def run_report(cfg: Config, kind: str, when: str, send: bool = True) -> dict[str, Any]:
+def run_report(cfg: Config, kind: str, when: str, send: bool = True,
+               read_only: bool = True) -> dict[str, Any]:
     """`meterline report daily|month --date ...`: build the report from the configured warehouse
-    (opened read-only) into <exports_dir>/reports/<when>/ and, with `send`, email it when
-    [reports] smtp_to and [alerts] smtp_host are set. Returns a JSON-able summary."""
+    into <exports_dir>/reports/<when>/ and, with `send`, email it when [reports] smtp_to and
+    [alerts] smtp_host are set. Returns a JSON-able summary.
+
+    The warehouse is opened read-only (the report never writes it); a caller that has already
+    opened DuckDB read-write in the same process (an Airflow task run in-process by
+    `airflow dags test`) passes read_only=False, as DuckDB refuses one file opened both ways."""
     _parse(kind, when)
-    with connect(cfg.warehouse, read_only=True) as conn:
+    with connect(cfg.warehouse, read_only=read_only) as conn:
         result = build_report(conn, cfg, kind, when, report_dir(cfg, when))
     summary = result.to_dict()
     if not send:

@@ -28,7 +28,7 @@ from exports.reports.model import (
     compact_number,
     exponents_for,
 )
-from meterline.errors import IntervalError, StageError
+from meterline.errors import IntervalError, NoBillingPeriodError, StageError
 from meterline.warehouse import Connection, qualified
 
 MEASURES = (
@@ -173,13 +173,15 @@ def daily_report(conn: Connection, day: dt.date) -> Report:
     if not cal:
         bounds = _calendar_bounds(conn)
         if bounds["last_day"] is None:
-            raise IntervalError("no night has been run yet: run meterline run --date D first")
+            raise NoBillingPeriodError(
+                "no billing period has a complete day yet: billing starts with the first whole "
+                "month ingested (run: meterline run --date D)")
         if day > _as_date(bounds["last_day"]):
             raise IntervalError(
                 f"no complete data for {day} yet: the warehouse holds nights up to "
                 f"{_as_date(bounds['last_day'])} (run: meterline run --date {day})")
-        raise IntervalError(f"{day} is before the first billing period in the warehouse "
-                            f"({_as_date(bounds['first_day'])})")
+        raise NoBillingPeriodError(f"{day} is before the first billing period in the warehouse "
+                                   f"({_as_date(bounds['first_day'])})")
     c = cal[0]
     exps = currencies(conn)
     figs = _Figures(exps)
@@ -386,15 +388,17 @@ def month_report(conn: Connection, period: str) -> Report:
     bounds = _calendar_bounds(conn)
     if not cal or not cal[0]["is_period_complete"]:
         if bounds["last_day"] is None:
-            raise IntervalError("no night has been run yet: run meterline run --date D first")
+            raise NoBillingPeriodError(
+                "no billing period has a complete day yet: billing starts with the first whole "
+                "month ingested (run: meterline run --date D)")
         year, month = (int(x) for x in period.split("-"))
         last = dt.date(year, month, calendar.monthrange(year, month)[1])
         if last > _as_date(bounds["last_day"]):
             raise IntervalError(
                 f"{period} is not complete: the warehouse holds nights up to "
                 f"{_as_date(bounds['last_day'])} (the month-end pack needs every night to {last})")
-        raise IntervalError(f"{period} is not a billing period in the warehouse (first day "
-                            f"{_as_date(bounds['first_day'])})")
+        raise NoBillingPeriodError(f"{period} is not a billing period in the warehouse (first day "
+                                   f"{_as_date(bounds['first_day'])})")
     c = cal[0]
     month_end = _as_date(c["report_day"])
     exps = currencies(conn)

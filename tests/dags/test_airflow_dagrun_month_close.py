@@ -4,6 +4,7 @@ runs, the period is closed, exported and locked, and its issued invoices are in 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,7 @@ KEY = "sk_test_meterline_dag"
 
 @pytest.mark.slow
 @pytest.mark.stripe_peer
-@pytest.mark.xdist_group("dags_close")
-def test_month_close_dag_against_localstripe(tmp_path: Path, localstripe_url: str) -> None:
+def test_month_close_dag_against_localstripe(tmp_path: Path, localstripe_url: str, chromium: str) -> None:
     if importlib.util.find_spec("exports.stripe_push") is None:
         pytest.skip("exports/stripe_push.py (the Stripe push) does not exist yet")
     world = make_world(tmp_path, days=28, start="2027-02-01")  # February 2027: 28 nights
@@ -53,6 +53,11 @@ def test_month_close_dag_against_localstripe(tmp_path: Path, localstripe_url: st
     assert nights == 28 and locked == [("2027-02",)]
     assert (world / "exports" / "2027-02" / "manifest.json").is_file()
     assert issued and set(outbox) == {"confirmed"}
+    # finance's month-end pack for February, beside the push
+    pack = world / "exports" / "reports" / "2027-02"
+    assert sorted(p.name for p in pack.glob("month-end-pack-2027-02.*")) == [
+        "month-end-pack-2027-02.html", "month-end-pack-2027-02.pdf"], sorted(p.name for p in pack.iterdir())
+    assert json.loads((pack / "figures.json").read_text(encoding="utf-8"))["key"] == "2027-02"
 
     from ingest.stripe import make_client
 

@@ -5,6 +5,7 @@ table identical, and no secret reaches Airflow's logs, XComs or metadata."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +30,8 @@ def hook() -> Iterator[tuple[str, list[dict]]]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("dags")
-def test_nightly_dag_end_to_end_and_a_rerun_is_identical(tmp_path: Path, hook: tuple[str, list[dict]]) -> None:
+def test_nightly_dag_end_to_end_and_a_rerun_is_identical(tmp_path: Path, hook: tuple[str, list[dict]],
+                                                          chromium: str) -> None:
     world = make_world(tmp_path, days=4)  # nights 2026-10-01 .. 2026-10-04
     home = airflow_home(tmp_path)
     hook_secret, stripe_key = secrets.token_hex(12), f"sk_test_{secrets.token_hex(12)}"
@@ -40,8 +41,8 @@ def test_nightly_dag_end_to_end_and_a_rerun_is_identical(tmp_path: Path, hook: t
                       METERLINE_ALERTS_SMTP_PASSWORD=secrets.token_hex(12))
     warehouse = world / ".meterline" / "warehouse.duckdb"
 
-    # a manual run with logical date 2026-10-03 processes its inferred interval: the night of 10-02
-    first = dags_test(env, "meterline_nightly", "2026-10-03", cwd=tmp_path)
+    # a manual run with logical date 2026-10-02 processes its inferred interval: the night of 10-01
+    first = dags_test(env, "meterline_nightly", "2026-10-02", cwd=tmp_path)
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         batches = con.execute(
@@ -49,17 +50,23 @@ def test_nightly_dag_end_to_end_and_a_rerun_is_identical(tmp_path: Path, hook: t
             "WHERE status = 'loaded' ORDER BY source").fetchall()
         checks = con.execute(
             "SELECT check_name, outcome FROM ledger.recon_check_results WHERE as_of = ?",
-            [dt.datetime(2026, 10, 3)]).fetchall()
+            [dt.datetime(2026, 10, 2)]).fetchall()
     finally:
         con.close()
-    night = (dt.datetime(2026, 10, 2), dt.datetime(2026, 10, 3))
+    night = (dt.datetime(2026, 10, 1), dt.datetime(2026, 10, 2))
     assert [(s, a, b) for s, a, b, _ in batches] == [("billing", *night), ("metering", *night), ("stripe", *night)]
     assert all(n > 0 for s, *_, n in batches if s != "stripe")
     assert len(checks) >= 10 and {o for _, o in checks} <= {"passed", "failed"}  # recorded, none errored
     assert not (world / ".meterline" / "extracts").exists() or not any((world / ".meterline" / "extracts").iterdir())
+    # finance's daily flash for the night, from the marts the run just built
+    flash = world / "exports" / "reports" / "2026-10-01"
+    figures = json.loads((flash / "figures.json").read_text(encoding="utf-8"))
+    assert sorted(p.name for p in flash.glob("daily-flash-2026-10-01.*")) == [
+        "daily-flash-2026-10-01.html", "daily-flash-2026-10-01.pdf"], sorted(p.name for p in flash.iterdir())
+    assert figures["key"] == "2026-10-01" and figures["figures"], figures
     before = digest_tables(warehouse)
 
-    second = dags_test(env, "meterline_nightly", "2026-10-03", cwd=tmp_path)
+    second = dags_test(env, "meterline_nightly", "2026-10-02", cwd=tmp_path)
     assert second.stdout.count("'action': 'skipped_identical'") + second.stderr.count("'action': 'skipped_identical'") >= 3
     after = digest_tables(warehouse)
     changed = sorted(t for t in before.keys() | after.keys() if before.get(t) != after.get(t))
@@ -70,5 +77,6 @@ def test_nightly_dag_end_to_end_and_a_rerun_is_identical(tmp_path: Path, hook: t
     for out in (first, second):
         text = out.stdout + out.stderr
         assert stripe_key not in text and hook_secret not in text
-    assert files_containing(home, [stripe_key, hook_secret, env["METERLINE_ALERTS_SMTP_PASSWORD"]]) == []
+    secrets_ = [stripe_key, hook_secret, env["METERLINE_ALERTS_SMTP_PASSWORD"]]
+    assert files_containing(home, secrets_) == [] and files_containing(world / "exports", secrets_) == []
     assert all(stripe_key not in str(m["body"]) for m in received)  # alerts sent (if any) carry none

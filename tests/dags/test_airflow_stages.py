@@ -29,7 +29,6 @@ from meterline.warehouse import connect
 # one xdist group with the nightly end-to-end run; the month close run goes beside it. (With
 # pytest 9.2 xdist ignores groups, pytest-dev/pytest-xdist#1386: the end-to-end files are
 # named to be collected first, so the two long runs start on different workers either way.)
-pytestmark = pytest.mark.xdist_group("dags")
 UTC = dt.UTC
 
 

@@ -15,7 +15,6 @@ from dag_helpers import DAGS, airflow_env
 # one xdist group with the nightly end-to-end run; the month close run goes beside it. (With
 # pytest 9.2 xdist ignores groups, pytest-dev/pytest-xdist#1386: the end-to-end files are
 # named to be collected first, so the two long runs start on different workers either way.)
-pytestmark = pytest.mark.xdist_group("dags")
 DAG_FILES = sorted(p.name for p in DAGS.glob("meterline_*.py") if p.name != "meterline_airflow.py")
 # the stage packages and what they pull in: none may be imported while a DAG file is parsed
 HEAVY = ("meterline", "ingest", "reconcile", "exports", "dbt", "great_expectations", "pandas",
@@ -74,16 +73,18 @@ print("RESULT:" + json.dumps(out))
     assert {k: v["upstream"] for k, v in tasks.items()} == {
         **{e: [] for e in extracts},  # in parallel
         "load": extracts, "dbt_build": ["load"], "reconcile": ["dbt_build"], "alert": ["reconcile"],
+        "finance_report": ["reconcile"],  # beside alert: a channel down never holds the report back
     }
     for e in extracts:  # extraction: more retries, exponential backoff, no warehouse slot
         assert tasks[e]["retries"] >= 3 and tasks[e]["backoff"] == 2.0 and tasks[e]["pool"] == "default_pool"
-    for w in ("load", "dbt_build", "reconcile", "alert"):
+    for w in ("load", "dbt_build", "reconcile", "alert", "finance_report"):
         assert tasks[w]["pool"] == "meterline_warehouse", w
 
     close = out["dags"]["meterline_month_close"]
     assert close["cron"] == "0 0 1 * *"
     assert {k: v["upstream"] for k, v in close["tasks"].items()} == {
-        "final_nightly": [], "close_period": ["final_nightly"], "push_invoices": ["close_period"]}
+        "final_nightly": [], "close_period": ["final_nightly"], "push_invoices": ["close_period"],
+        "finance_report": ["close_period"]}
     assert all(t["pool"] == "meterline_warehouse" for t in close["tasks"].values())
     assert close["tasks"]["push_invoices"]["backoff"] == 2.0
 

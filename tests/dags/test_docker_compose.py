@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 from conftest import unavailable
 
@@ -17,7 +16,6 @@ from meterline.config import load_config
 # one xdist group with the nightly end-to-end run; the month close run goes beside it. (With
 # pytest 9.2 xdist ignores groups, pytest-dev/pytest-xdist#1386: the end-to-end files are
 # named to be collected first, so the two long runs start on different workers either way.)
-pytestmark = pytest.mark.xdist_group("dags")
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer"}
