@@ -22,7 +22,7 @@ Replay safety:
   idempotency retention) is found and confirmed instead of created twice. An invoice whose
   response was lost is also found through its lines (the items it took carry their keys);
 - 429, 409, 5xx, timeouts and connection errors are retried with backoff (`Retry-After` and
-  `Stripe-Should-Retry` honoured: the read path's `ingest.stripe.retry_decision` and
+  `Stripe-Should-Retry` honoured: the read path's `meterline.stripe_api.retry_decision` and
   `RetryPolicy`), with the lookup between attempts. Whatever stays unconfirmed is reported as
   failed, with its error in the outbox; the next run resumes from the outbox.
 
@@ -60,10 +60,10 @@ from decimal import Decimal
 from typing import Any
 
 from exports.close import is_issued, parse_period
-from ingest.raw_schema import LEDGER_TABLES
-from ingest.stripe import DEFAULT_TIMEOUT_SECONDS, RetryPolicy, make_client, retry_decision
 from meterline.config import Config
 from meterline.errors import ConfigError, IntervalError, StageError
+from meterline.ledger import LEDGER_TABLES
+from meterline.stripe_api import DEFAULT_TIMEOUT_SECONDS, RetryPolicy, make_client, retry_decision
 from meterline.warehouse import Connection, qualified
 
 log = logging.getLogger("meterline.exports.stripe_push")
@@ -919,10 +919,10 @@ def push_period(conn: Connection, cfg: Config, period: str, *, api_base: str | N
 def push_from_config(cfg: Config, period: str, *, localstripe: bool = False) -> PushReport:
     """`meterline push`: open the configured warehouse (creating the ledger tables if missing)
     and push `period`."""
-    from ingest.load import ensure_raw
+    from meterline.ledger import ensure_ledger
     from meterline.warehouse import connect
 
     parse_period(period)
     with connect(cfg.warehouse) as conn:
-        ensure_raw(conn)
+        ensure_ledger(conn)
         return push_period(conn, cfg, period, localstripe=localstripe)

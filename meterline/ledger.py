@@ -10,6 +10,210 @@ from typing import Any
 from meterline.errors import InvoiceError
 from meterline.warehouse import Connection, qualified
 
+LEDGER_SCHEMA = "ledger"
+
+# Tables meterline itself keeps (schema `ledger`): period locks and issued invoices.
+LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
+    "period_locks": [
+        ("period", "VARCHAR"),
+        ("locked_at_interval", "TIMESTAMP"),
+        ("exports_manifest_sha256", "VARCHAR"),
+    ],
+    "issued_invoices": [
+        ("invoice_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("total_minor", "BIGINT"),
+        ("line_count", "BIGINT"),
+        ("version", "BIGINT"),
+        ("content_hash", "VARCHAR"),
+        # set when the issued invoice is voided (meterline void); its lines then count as unbilled
+        ("voided_at", "TIMESTAMP"),
+        ("void_reason", "VARCHAR"),
+    ],
+    "issued_invoice_lines": [
+        ("invoice_line_id", "VARCHAR"),
+        ("invoice_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("period", "VARCHAR"),
+        # the service period the line bills (differs from `period` on true-up lines)
+        ("service_period", "VARCHAR"),
+        ("line_key", "VARCHAR"),
+        ("line_type", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("quantity", "BIGINT"),
+        ("amount_minor", "BIGINT"),
+    ],
+    # every distinct content of a draft invoice seen by a nightly: its version history
+    "invoice_versions": [
+        ("invoice_id", "VARCHAR"),
+        ("version", "BIGINT"),
+        ("content_hash", "VARCHAR"),
+        ("total_minor", "BIGINT"),
+        ("as_of", "TIMESTAMP"),
+    ],
+    # a locked accounting period's journal and revenue, as they were when it was closed: what
+    # its exports show for ever. dbt books any later difference as a catch-up in an open period.
+    "locked_journal_lines": [
+        ("journal_line_id", "VARCHAR"),
+        ("entry_id", "VARCHAR"),
+        ("entry_date", "DATE"),
+        ("accounting_period", "VARCHAR"),
+        ("entry_type", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("gl_key", "VARCHAR"),
+        ("gl_account", "VARCHAR"),
+        ("gl_account_name", "VARCHAR"),
+        ("gl_account_type", "VARCHAR"),
+        ("product", "VARCHAR"),
+        ("amount_minor", "BIGINT"),
+        ("memo", "VARCHAR"),
+        ("is_catchup", "BOOLEAN"),
+        ("service_period", "VARCHAR"),
+        ("reference", "VARCHAR"),
+    ],
+    "locked_revenue_daily": [
+        ("account_id", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("product", "VARCHAR"),
+        ("revenue_date", "DATE"),
+        ("accounting_period", "VARCHAR"),
+        ("service_period", "VARCHAR"),
+        ("revenue_source", "VARCHAR"),
+        ("revenue_minor", "BIGINT"),
+        ("is_catchup", "BOOLEAN"),
+    ],
+    # every close and reopen of a period: who asked, why, and what the exports were
+    "period_audit": [
+        ("seq", "BIGINT"),
+        ("period", "VARCHAR"),
+        ("action", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("requested_by", "VARCHAR"),
+        ("as_of", "TIMESTAMP"),
+        ("exports_manifest_sha256", "VARCHAR"),
+    ],
+    # the history of every check's result: one row per night (as_of) and check; a rerun of the
+    # night replaces its rows. outcome: passed | failed | error (an error is neither)
+    "recon_check_results": [
+        ("as_of", "TIMESTAMP"),
+        ("check_name", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("observed_rows", "BIGINT"),
+        ("unexpected_rows", "BIGINT"),
+        ("detail", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("suite", "VARCHAR"),
+        ("observed_value", "VARCHAR"),
+    ],
+    "recon_findings": [
+        ("as_of", "TIMESTAMP"),
+        ("check_name", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("day", "VARCHAR"),
+        ("object_id", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("detail", "VARCHAR"),
+        ("difference", "DECIMAL(38, 12)"),
+        ("unit", "VARCHAR"),
+    ],
+    # accepted explanations of a drift (meterline explain): who, why, when recorded, and until when
+    # (data time: it applies while as_of < expires_at). NULL key fields match any value.
+    "recon_explanations": [
+        ("explanation_id", "VARCHAR"),
+        ("check_name", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("day", "VARCHAR"),
+        ("object_id", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("explained_by", "VARCHAR"),
+        ("recorded_at", "TIMESTAMP"),
+        ("expires_at", "TIMESTAMP"),
+        ("revoked_at", "TIMESTAMP"),
+    ],
+    # engineers' alerts (reconcile/alerts.py): the open findings as of each night, one snapshot
+    # per as_of (a rerun of the night replaces it); the next night is classified against it
+    "alert_state": [
+        ("as_of", "TIMESTAMP"),
+        ("finding_key", "VARCHAR"),
+        ("check_name", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("day", "VARCHAR"),
+        ("object_id", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("difference", "DECIMAL(38, 12)"),
+        ("unit", "VARCHAR"),
+        ("first_seen_as_of", "TIMESTAMP"),
+        ("changed_as_of", "TIMESTAMP"),
+        ("last_seen_as_of", "TIMESTAMP"),
+        ("carried", "BOOLEAN"),
+    ],
+    # every alerted item per channel and attempt: outcome sent | failed with a one-line reason
+    # (secrets masked); a rerun of the night sends only what no earlier attempt sent
+    "alert_log": [
+        ("as_of", "TIMESTAMP"),
+        ("alert_date", "DATE"),
+        ("run_seq", "BIGINT"),
+        ("channel", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("item_key", "VARCHAR"),
+        ("check_name", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("difference", "DECIMAL(38, 12)"),
+        ("unit", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("message_title", "VARCHAR"),
+    ],
+    # the Stripe push (exports/stripe_push.py): one row per object meterline creates in Stripe
+    # for an issued invoice. object_key is deterministic (account, period, line, invoice version,
+    # content hash), the Stripe idempotency key and metadata meterline_key. kind: customer |
+    # invoice_item | invoice | finalize; state: pending -> sent (written before each create
+    # attempt) -> confirmed (stripe_id known). ledger_as_of is data time (the period lock's);
+    # *_sent_at / confirmed_at are wall-clock UTC, an operational trail no logic reads back.
+    "stripe_outbox": [
+        ("object_key", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("period", "VARCHAR"),
+        ("invoice_id", "VARCHAR"),
+        ("invoice_line_id", "VARCHAR"),
+        ("invoice_version", "BIGINT"),
+        ("currency", "VARCHAR"),
+        ("amount_minor", "BIGINT"),
+        ("stripe_amount", "BIGINT"),
+        ("payload_hash", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("stripe_id", "VARCHAR"),
+        ("attempts", "BIGINT"),
+        ("last_error", "VARCHAR"),
+        ("ledger_as_of", "TIMESTAMP"),
+        ("first_sent_at", "TIMESTAMP"),
+        ("last_sent_at", "TIMESTAMP"),
+        ("confirmed_at", "TIMESTAMP"),
+        ("confirmed_by", "VARCHAR"),
+    ],
+}
+
+
+def ensure_ledger(conn: Connection) -> None:
+    """Create the ledger schema and its tables (or their new columns) if they are not there."""
+    conn.ensure_schema(LEDGER_SCHEMA)
+    for name, cols in LEDGER_TABLES.items():
+        conn.ensure_table(LEDGER_SCHEMA, name, cols)
+
 
 def loaded_through(conn: Connection, sources: Sequence[str],
                    not_after: dt.datetime | None = None) -> dt.datetime | None:

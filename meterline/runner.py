@@ -36,7 +36,7 @@ def _stderr(msg: str) -> None:
 @contextlib.contextmanager
 def stripe_access(cfg: Config) -> Iterator[tuple[Any, str]]:
     """A Stripe client: against the sample world's local server, or the configured API base."""
-    from ingest.stripe import DEFAULT_TIMEOUT_SECONDS, make_client
+    from meterline.stripe_api import DEFAULT_TIMEOUT_SECONDS, make_client
 
     timeout = float(cfg.values["sources"].get("stripe_timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
     fixture = cfg.get("sources", "stripe_fixture")
