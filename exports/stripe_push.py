@@ -63,7 +63,13 @@ from exports.close import is_issued, parse_period
 from meterline.config import Config
 from meterline.errors import ConfigError, IntervalError, StageError
 from meterline.ledger import LEDGER_TABLES
-from meterline.stripe_api import DEFAULT_TIMEOUT_SECONDS, RetryPolicy, make_client, retry_decision
+from meterline.stripe_api import (
+    DEFAULT_TIMEOUT_SECONDS,
+    STRIPE_AMOUNT_FACTOR,
+    RetryPolicy,
+    make_client,
+    retry_decision,
+)
 from meterline.warehouse import Connection, qualified
 
 log = logging.getLogger("meterline.exports.stripe_push")
@@ -73,8 +79,6 @@ KINDS = ("customer", "invoice_item", "invoice", "finalize")
 PENDING, SENT, CONFIRMED = "pending", "sent", "confirmed"
 MAX_KEY_LENGTH = 255  # Stripe's limit for an idempotency key
 PAGE_LIMIT = 100
-# Stripe's amount = ledger minor units × factor, where Stripe's exponent differs from ISO 4217's
-STRIPE_AMOUNT_FACTOR = {"ISK": 100}
 THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 LOCALSTRIPE_TRIAL_DAYS = 3650
 

@@ -23,6 +23,11 @@ log = logging.getLogger("meterline.ingest.stripe")
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_TIMEOUT_SECONDS = 80.0
 
+# Stripe's amount = ledger (ISO 4217) minor units × factor, for the currencies Stripe keeps as
+# two-decimal where ISO says zero. The push multiplies; dbt's Stripe staging (macro stripe_minor,
+# var stripe_amount_factors, which must agree: tested) divides.
+STRIPE_AMOUNT_FACTOR: dict[str, int] = {"ISK": 100}
+
 T = TypeVar("T")
 
 

@@ -92,3 +92,25 @@
         else {{ round_half_even(expr) }}
     end
 {%- endmacro %}
+
+{#
+    A Stripe API amount as the ledger's integer minor units. Stripe's minor units are the ISO
+    4217 ones except for a few currencies it keeps as two-decimal while ISO says zero (ISK: an
+    amount of 1,500 ISK is 150000 in Stripe's API, and must be a multiple of 100). The push sends
+    those × factor (exports/stripe_push.py, meterline/stripe_api.py STRIPE_AMOUNT_FACTOR); this
+    takes the factor back off, so Stripe and the ledger compare in one unit. The factors are the
+    var stripe_amount_factors ({currency: factor}).
+#}
+{% macro stripe_minor(amount, currency='currency') -%}
+    {%- set factors = var('stripe_amount_factors', {}) -%}
+    {%- if factors -%}
+    case upper({{ currency }})
+        {%- for code, factor in factors.items() | sort %}
+        when '{{ code | upper }}' then {{ floor_div('cast(' ~ amount ~ ' as ' ~ dbt.type_bigint() ~ ')', factor | int) }}
+        {%- endfor %}
+        else cast({{ amount }} as {{ dbt.type_bigint() }})
+    end
+    {%- else -%}
+    cast({{ amount }} as {{ dbt.type_bigint() }})
+    {%- endif -%}
+{%- endmacro %}

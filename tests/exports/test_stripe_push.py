@@ -436,3 +436,16 @@ def test_push_on_postgres(localstripe_url: str, pg_url: str, tmp_path: Path) -> 
                                      [i for i in SMALL if i.period == PERIOD], r)
     finally:
         conn.close()
+
+
+def test_the_push_and_dbt_agree_on_stripe_amount_factors() -> None:
+    """The push multiplies (meterline.stripe_api) what dbt's Stripe staging divides (var
+    stripe_amount_factors, macro stripe_minor): the two must name the same currencies and factors,
+    or a pushed ISK invoice would come back as a 100x drift."""
+    import yaml
+
+    from meterline.dbt import DBT_PROJECT_DIR
+    from meterline.stripe_api import STRIPE_AMOUNT_FACTOR
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    assert project["vars"]["stripe_amount_factors"] == STRIPE_AMOUNT_FACTOR == {"ISK": 100}

@@ -9,7 +9,7 @@ renamed as (
         id as credit_note_id,
         invoice_id,
         customer_id,
-        cast(amount as {{ dbt.type_bigint() }}) as amount_minor,
+        {{ stripe_minor('amount') }} as amount_minor,
         upper(currency) as currency,
         status as credit_note_status,
         type as credit_note_type,

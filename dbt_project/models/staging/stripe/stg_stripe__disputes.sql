@@ -8,7 +8,7 @@ renamed as (
     select
         id as dispute_id,
         charge_id,
-        cast(amount as {{ dbt.type_bigint() }}) as amount_minor,
+        {{ stripe_minor('amount') }} as amount_minor,
         upper(currency) as currency,
         status as dispute_status,
         reason as dispute_reason,

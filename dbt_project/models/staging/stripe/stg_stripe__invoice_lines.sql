@@ -10,7 +10,7 @@ renamed as (
         invoice_id,
         category,
         cast(quantity as {{ dbt.type_bigint() }}) as quantity,
-        cast(amount as {{ dbt.type_bigint() }}) as amount_minor,
+        {{ stripe_minor('amount') }} as amount_minor,
         upper(currency) as currency,
         object_json,
         _batch_id,

@@ -7,7 +7,7 @@ source as (
 renamed as (
     select
         id as payout_id,
-        cast(amount as {{ dbt.type_bigint() }}) as amount_minor,
+        {{ stripe_minor('amount') }} as amount_minor,
         upper(currency) as currency,
         status as payout_status,
         cast(arrival_date as {{ dbt.type_timestamp() }}) as arrival_at,
