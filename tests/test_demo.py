@@ -165,9 +165,9 @@ def test_demo_postgres(tmp_path: Path, pg_url: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [5, 29])
-def test_clean_world_flags_nothing(tmp_path: Path, seed: int) -> None:
-    res = run_cli("demo", "--dir", str(tmp_path / "clean"), "--accounts", "6", "--seed", str(seed),
+def test_clean_world_flags_nothing(tmp_path: Path) -> None:
+    # one clean seed (5); false positives are also counted on every planted world (seeds 7 and 11)
+    res = run_cli("demo", "--dir", str(tmp_path / "clean"), "--accounts", "6", "--seed", "5",
                   "--clean", "--json")
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads(res.stdout)
