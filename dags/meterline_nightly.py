@@ -13,7 +13,7 @@ day before D, as Airflow infers a manual run's data interval.
   Arrow files under `pipeline.state_dir/extracts/D/`; the warehouse is not touched.
 - **load**: the three staged extracts into `raw.*`, one batch and transaction per source,
   metering last; a batch identical to the interval's loaded one is skipped.
-- **dbt_build**: every model and test (dbt's own runner, in-process: see DECISIONLOG.md).
+- **dbt_build**: every model and data test (dbt's own runner, in-process: see DECISIONLOG.md).
 - **reconcile**: the Great Expectations checkpoint over the reconciliation marts, recorded.
 - **alert**: engineers' alerts for that reconciliation; fails (not retried) when a check
   errored, and (retried) when an alert channel failed.

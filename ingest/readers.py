@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from meterline.config import Config
 from meterline.errors import MeterlineError, SourceError
+from meterline.warehouse import quote_ident
 
 FILE_FORMATS = ("parquet", "csv")
 
@@ -100,7 +101,7 @@ class FileReader(DuckDBReader):
             raise SourceError(f"{source} source: format {fmt!r} is not one of {FILE_FORMATS}")
         self.source = source
         self.con = duckdb.connect()
-        lit = "'" + pattern.replace("'", "''") + "'"
+        lit = sql_literal(pattern)
         if fmt == "parquet":
             self.relation = f"read_parquet({lit}, union_by_name = true)"
         else:
@@ -258,7 +259,22 @@ class SqlAlchemyReader(Reader):
 
 
 def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    """A quoted identifier (meterline.warehouse.quote_ident: refuses "" and NUL)."""
+    return quote_ident(name)
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal (a file path or glob from the config); NUL is refused."""
+    if "\x00" in text:
+        raise SourceError(f"a NUL character cannot be part of a SQL string: {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def source_relation(cfg: Config, source: str, table: str) -> str:
+    """The FROM target of `table` in a SQL source: `"schema"."table"` or `"table"`. The names
+    come from the config, which allow-lists them (meterline.config.IDENTIFIER_RE); quoted too."""
+    schema = cfg.get("sources", f"{source}_schema")
+    return f"{quote(schema)}.{quote(table)}" if schema else quote(table)
 
 
 def file_source(cfg: Config, source: str) -> tuple[str, str] | None:
@@ -277,8 +293,7 @@ def open_reader(cfg: Config, source: str, table: str) -> Reader:
     if files is not None:
         return FileReader(source, *files)
     url: str = cfg.get("sources", f"{source}_url")
-    schema = cfg.get("sources", f"{source}_schema")
-    relation = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
+    relation = source_relation(cfg, source, table)
     if url.startswith(("duckdb:///", "postgresql://", "postgres://")):
         try:
             target = cfg.source_target(source)

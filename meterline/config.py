@@ -13,6 +13,7 @@ environment: `METERLINE_STRIPE_API_KEY`, and PGPASSWORD or the URL given in the 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -83,6 +84,17 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
         "smtp_to": (str, ""),  # comma-separated recipients
     },
 }
+
+# Settings that name a SQL object (a source schema or table). They are quoted wherever they meet
+# SQL, and allow-listed here as well: the readers rewrite `?` placeholders in the SQL text for
+# psycopg (`%s`, `{}`) and SQLAlchemy (`:p0`), which a `?`, `%`, `{` or `:` inside a quoted name
+# would corrupt, and PostgreSQL silently truncates names longer than 63 bytes.
+IDENTIFIER_SETTINGS = {("sources", "metering_schema"), ("sources", "metering_table"), ("sources", "billing_schema")}
+IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# A data category (a key of [reconcile] tolerance_by_category) becomes a SQL string literal in dbt
+# (macros/reconciliation.sql) and a Great Expectations row condition.
+CATEGORY_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
+JINJA_RE = re.compile(r"\{[{%#]")
 
 # secrets: only from the environment, as METERLINE_<SECTION>_<KEY>
 SECRET_KEYS = {("sources", "stripe_api_key"), ("alerts", "slack_webhook_url"), ("alerts", "smtp_password")}
@@ -245,10 +257,21 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
                 raise ConfigError(
                     f"{origin}: [{section}] {key} must be a quoted decimal string, e.g. \"0.001\""
                 )
-            return Decimal(str(value))
+            number = Decimal(str(value))
+            if not number.is_finite():
+                raise ValueError
+            return number
         if typ is str:
             if not isinstance(value, str):
                 raise ValueError
+            if "\x00" in value:
+                raise ConfigError(f"{origin}: [{section}] {key} must not contain a NUL character")
+            if (section, key) in IDENTIFIER_SETTINGS and value != "" and not IDENTIFIER_RE.fullmatch(value):
+                raise ConfigError(
+                    f"{origin}: [{section}] {key} must be a plain SQL name: a letter or _, then letters, "
+                    f"digits or _, at most 63 characters (got {_shown(value)})")
+            if (section, key) == ("sources", "metering_table") and value == "":
+                raise ConfigError(f"{origin}: [{section}] {key} must not be empty")
             return value
         if typ is dict:
             return _tolerances(value, origin)
@@ -257,6 +280,11 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
             f"{origin}: [{section}] {key} must be {typ.__name__}, got {value!r}"
         ) from exc
     return value
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A setting's value for an error message: repr, cut short."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 def _tolerances(value: Any, origin: str) -> dict[str, dict[str, Any]]:
@@ -273,9 +301,11 @@ def _tolerances(value: Any, origin: str) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{origin}: [reconcile] tolerance_by_category must be a table, got {value!r}")
     out: dict[str, dict[str, Any]] = {}
     for category, tol in value.items():
+        if not isinstance(category, str) or not CATEGORY_RE.fullmatch(category):
+            shown = _shown(category) if isinstance(category, str) else repr(category)
+            raise ConfigError(f"{origin}: [reconcile] tolerance_by_category: a data category is ASCII "
+                              f"letters, digits and _ (at most 63), got {shown}")
         where = f"{origin}: [reconcile] tolerance_by_category.{category}"
-        if not isinstance(category, str) or not category.replace("_", "").isalnum():
-            raise ConfigError(f"{where}: a data category is letters, digits and _")
         if not isinstance(tol, dict) or not set(tol) <= {"abs", "rel"} or not tol:
             raise ConfigError(f"{where} must be a table with abs and/or rel, got {tol!r}")
         own: dict[str, Any] = {}
@@ -338,7 +368,7 @@ def load_config(explicit: str | Path | None = None, env: dict[str, str] | None =
                     raise ConfigError(f"{file}: unknown key [{section}] {key}")
                 values[section][key] = _coerce(section, key, value, str(file))
     if "METERLINE_WAREHOUSE" in env:
-        values["warehouse"]["url"] = env["METERLINE_WAREHOUSE"]
+        values["warehouse"]["url"] = _coerce("warehouse", "url", env["METERLINE_WAREHOUSE"], "METERLINE_WAREHOUSE")
     for section, keys in SCHEMA.items():
         for key in keys:
             name = f"METERLINE_{section.upper()}_{key.upper()}"
@@ -358,6 +388,9 @@ def load_config(explicit: str | Path | None = None, env: dict[str, str] | None =
             f"got {values['sources']['metering_format']!r}")
     if values["pipeline"]["chunk_rows"] < 1:
         raise ConfigError("[pipeline] chunk_rows must be at least 1")
+    if JINJA_RE.search(values["warehouse"]["url"]):
+        # meterline.dbt writes the URL's parts into dbt's profiles.yml, which dbt renders as Jinja
+        raise ConfigError("[warehouse] url must not contain '{{', '{%' or '{#' (dbt would run it as a template)")
     cfg = Config(values=values, base_dir=base_dir, file=file, secrets=secrets)
     cfg.warehouse  # noqa: B018 - validate the URL early, with a clear message
     return cfg

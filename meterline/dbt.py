@@ -99,7 +99,12 @@ def run_dbt(cfg: Config, command: str = "build", extra: list[str] | None = None,
     return DbtResult(command=command, success=ok, nodes=nodes, failures=failures)
 
 
-def build(cfg: Config, extra: list[str] | None = None) -> DbtResult:
+def build(cfg: Config, extra: list[str] | None = None, unit_tests: bool = False) -> DbtResult:
+    """`dbt build`: every model, seed and data test. dbt's unit tests test the SQL, not the
+    night's data, so the pipeline leaves them out (a third of a small build's time); they run
+    in CI (tests/dbt/test_dbt_build.py) and with `unit_tests=True`."""
+    if not unit_tests:
+        extra = ["--exclude-resource-type", "unit_test", *(extra or [])]
     res = run_dbt(cfg, "build", extra=extra)
     if not res.success:
         shown = "; ".join(res.failures[:5]) or "see .meterline/dbt/logs/dbt.log"

@@ -681,7 +681,7 @@ def load_extracts(cfg: Config, day: dt.date, progress: Progress = _stderr) -> li
 
 
 def build_models(cfg: Config, progress: Progress = _stderr) -> dict[str, Any]:
-    """The nightly's dbt build (every model and test), then the draft invoice versions."""
+    """The nightly's dbt build (every model and data test), then the draft invoice versions."""
     progress("dbt build ...")
     res = dbt.build(cfg)
     with connect(cfg.warehouse) as conn:

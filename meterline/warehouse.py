@@ -98,6 +98,11 @@ class Connection:
 
     # -- schema -------------------------------------------------------------------------
     def ensure_schema(self, schema: str) -> None:
+        # PostgreSQL checks CREATE on the whole database before IF NOT EXISTS: a stage role
+        # granted only its schemas (deploy/postgres-roles.sql) must not have to issue it
+        if self.kind == "postgres" and self.fetchone(
+                "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ?", [schema]):
+            return
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
 
     def ensure_table(self, schema: str, table: str, columns: list[tuple[str, str]]) -> None:
