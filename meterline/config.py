@@ -83,7 +83,14 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
         # sender and password are [alerts]' (smtp_host, smtp_port, smtp_starttls, smtp_user, smtp_from)
         "smtp_to": (str, ""),  # comma-separated recipients
     },
+    "exports": {
+        # personal data the finance reports may carry (docs/exports.md "Personal data"): none by
+        # default; any of PERSONAL_DATA (TOML array; comma-separated in the environment)
+        "include_personal_data": (tuple, ()),
+    },
 }
+# kinds of personal data a file may carry only when [exports] include_personal_data names them
+PERSONAL_DATA = ("name", "email", "address", "phone")
 
 # Settings that name a SQL object (a source schema or table). They are quoted wherever they meet
 # SQL, and allow-listed here as well: the readers rewrite `?` placeholders in the SQL text for
@@ -208,6 +215,11 @@ class Config:
         """A secret from the environment (METERLINE_<SECTION>_<KEY>), or ""."""
         return self.secrets.get(key if (section, key) == ("sources", "stripe_api_key") else f"{section}_{key}", "")
 
+    @property
+    def personal_data(self) -> frozenset[str]:
+        """The kinds of personal data exports may carry ([exports] include_personal_data)."""
+        return frozenset(self.get("exports", "include_personal_data"))
+
     def tolerance(self, category: str) -> tuple[int, Decimal]:
         """(absolute, relative) tolerance of a data category's usage comparisons."""
         own = self.get("reconcile", "tolerance_by_category").get(category, {})
@@ -275,11 +287,26 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
             return value
         if typ is dict:
             return _tolerances(value, origin)
+        if typ is tuple:
+            return _personal_data(section, key, value, origin)
     except (ValueError, InvalidOperation) as exc:
         raise ConfigError(
             f"{origin}: [{section}] {key} must be {typ.__name__}, got {value!r}"
         ) from exc
     return value
+
+
+def _personal_data(section: str, key: str, value: Any, origin: str) -> tuple[str, ...]:
+    """[exports] include_personal_data: a list of PERSONAL_DATA kinds, sorted, each once."""
+    if isinstance(value, str):  # from the environment: comma-separated
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{origin}: [{section}] {key} must be a list of strings, got {value!r}")
+    unknown = [v for v in value if v not in PERSONAL_DATA]
+    if unknown:
+        raise ConfigError(f"{origin}: [{section}] {key}: unknown kind {_shown(unknown[0])} "
+                          f"(known: {', '.join(PERSONAL_DATA)})")
+    return tuple(sorted(set(value)))
 
 
 def _shown(value: str, limit: int = 60) -> str:

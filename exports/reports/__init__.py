@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from exports.accounting import Table, _csv_bytes, _xlsx_bytes
+from exports.columns import check_columns
 from exports.reports import html as html_layout
 from exports.reports import mail, pdf
 from exports.reports.marts import currencies, daily_report, month_report
@@ -110,9 +111,11 @@ def _text_summary(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _table_files(report: Report, period: str, exps: dict[str, int]) -> dict[str, bytes]:
+def _table_files(report: Report, period: str, exps: dict[str, int],
+                 personal: frozenset[str] = frozenset()) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for t in report.tables:
+        check_columns(t.stem, t.columns, personal)  # the allow-list (exports/columns.py)
         table = Table(stem=t.stem, columns=t.columns, rows=t.plain_rows())
         files[f"{t.stem}.csv"] = _csv_bytes(table)
         files[f"{t.stem}.xlsx"] = _xlsx_bytes(table, period, f"{t.stem}.csv", exps)
@@ -135,12 +138,14 @@ def build_report(conn: Connection, cfg: Config, kind: str, date_or_period: str, 
     when = _parse(kind, date_or_period)
     if with_pdf:
         pdf.find_chromium()
-    report = daily_report(conn, when) if kind == "daily" else month_report(conn, when)
+    personal = cfg.personal_data
+    report = (daily_report(conn, when, personal) if kind == "daily"
+              else month_report(conn, when, personal))
     exps = currencies(conn)
     period = report.key[:7]
     stem = f"{FILE_STEMS[kind]}-{report.key}"
     page = html_layout.render(report)
-    files = _table_files(report, period, exps)
+    files = _table_files(report, period, exps, personal)
     files[f"{stem}.html"] = page.encode("utf-8")
     files["figures.json"] = _figures_json(report)
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from exports.accounting import Money
+from exports.columns import exported_columns, redact_detail
 from exports.reports import charts
 from exports.reports.model import (
     Bps,
@@ -151,7 +152,9 @@ def _difference_cell(row: dict[str, Any], exps: dict[str, int]) -> Any:
 
 
 def _findings_table(stem: str, title: str, rows: list[dict[str, Any]], exps: dict[str, int],
-                    note: str) -> ReportTable:
+                    note: str, personal: frozenset[str] = frozenset()) -> ReportTable:
+    """The findings; a quarantined row quoted in `detail` has its personal fields withheld
+    unless configured (exports.columns.redact_detail)."""
     return ReportTable(
         stem=stem, title=title, mart="marts.fin_reconciliation_findings", note=note,
         columns=["check_name", "status", "account_id", "category", "period", "day", "object_id",
@@ -159,7 +162,8 @@ def _findings_table(stem: str, title: str, rows: list[dict[str, Any]], exps: dic
         headers=["check", "status", "account", "category", "period", "day", "object", "reason",
                  "difference", "detail"],
         rows=[[r["check_name"], r["status"], r["account_id"], r["category"], r["period"], r["day"],
-               r["object_id"], r["reason"], _difference_cell(r, exps), r["detail"]] for r in rows],
+               r["object_id"], r["reason"], _difference_cell(r, exps), redact_detail(r["detail"], personal)]
+              for r in rows],
         numeric=frozenset({"difference"}), empty="no findings",
         merged=(("about", ("category", "period", "day", "object_id", "reason")),))
 
@@ -167,7 +171,9 @@ def _findings_table(stem: str, title: str, rows: list[dict[str, Any]], exps: dic
 # ------------------------------------------------------------------------------------ daily flash
 
 
-def daily_report(conn: Connection, day: dt.date) -> Report:
+def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = frozenset()) -> Report:
+    """The daily flash of `day`. `personal`: the kinds of personal data it may show
+    ([exports] include_personal_data; none by default)."""
     check_marts(conn)
     cal = _rows(conn, f"SELECT * FROM {mart('fin_calendar')} WHERE report_day = ?", [day])
     if not cal:
@@ -323,7 +329,8 @@ def daily_report(conn: Connection, day: dt.date) -> Report:
                         rows=status_rows, numeric=frozenset({"findings", "rows_compared"}),
                         empty="no open findings"),
             _findings_table("flash_drift_findings", "Findings", findings, exps,
-                            note="usage_period rows already reported by a finer finding are not repeated."),
+                            note="usage_period rows already reported by a finer finding are not repeated.",
+                            personal=personal),
         ])
 
     # -- at risk
@@ -381,7 +388,9 @@ def daily_report(conn: Connection, day: dt.date) -> Report:
 # ------------------------------------------------------------------------------------ month-end pack
 
 
-def month_report(conn: Connection, period: str) -> Report:
+def month_report(conn: Connection, period: str, personal: frozenset[str] = frozenset()) -> Report:
+    """The month-end pack of `period`. `personal`: the kinds of personal data it may show
+    ([exports] include_personal_data; none by default: no account names)."""
     check_marts(conn)
     cal = _rows(conn, f"SELECT * FROM {mart('fin_calendar')} WHERE period = ? AND day_of_month = days_in_period",
                 [period])
@@ -466,6 +475,9 @@ def month_report(conn: Connection, period: str) -> Report:
                            "ORDER BY currency, account_rank", [period, TOP_ACCOUNTS])
     exponents_for(accounts, exps)
     akey = ("currency", "period", "account_id")
+    # account names are personal data (a sole trader's account is a person): only when configured
+    account_columns = exported_columns("pack_top_accounts", personal)
+    with_names = "account_name" in account_columns
     account_rows, account_charts = [], []
     for cur in sorted({r["currency"] for r in accounts}):
         rows = [r for r in accounts if r["currency"] == cur]
@@ -474,20 +486,22 @@ def month_report(conn: Connection, period: str) -> Report:
                            "revenue_minor", "fin_revenue_by_account", akey, "money")
             f_b = figs.add(f"accounts.{cur}.{r['account_id']}.billed", f"{r['account_id']} billed", r,
                            "billed_minor", "fin_revenue_by_account", akey, "money")
-            account_rows.append([cur, r["account_rank"], r["account_id"], r["account_name"], f_r,
+            account_rows.append([cur, r["account_rank"], r["account_id"],
+                                 *([r["account_name"]] if with_names else []), f_r,
                                  Bps(r["share_bps"], signed=False) if r["share_bps"] is not None else None, f_b])
         account_charts.append(charts.hbars(
             f"top_accounts_{cur}", f"{cur} top accounts by revenue",
-            [r["account_name"] or r["account_id"] for r in rows], [r["revenue_minor"] for r in rows],
+            [(r["account_name"] if with_names else None) or r["account_id"] for r in rows],
+            [r["revenue_minor"] for r in rows],
             figs.fmt(cur)))
     top = Section(
         id="accounts", title=f"Top accounts (up to {TOP_ACCOUNTS} per currency)",
         intro="Revenue recognized in the month, and what the account's invoice for the month bills.",
         charts=account_charts,
         tables=[ReportTable(stem="pack_top_accounts", title="Top accounts", mart="marts.fin_revenue_by_account",
-                            columns=["currency", "rank", "account_id", "account_name", "revenue", "share_pct",
-                                     "billed"],
-                            headers=["currency", "rank", "account", "name", "revenue", "share", "invoice total"],
+                            columns=account_columns,
+                            headers=[{"account_id": "account", "account_name": "name", "share_pct": "share",
+                                      "billed": "invoice total"}.get(c, c) for c in account_columns],
                             rows=account_rows, numeric=frozenset({"rank", "revenue", "share_pct", "billed"}),
                             empty="no accounts")])
 
@@ -701,7 +715,8 @@ def month_report(conn: Connection, period: str) -> Report:
                         headers=["check", "status", "", "rows", "findings"], rows=status_rows,
                         numeric=frozenset({"rows", "findings"}), empty="nothing reconciled"),
             _findings_table("pack_reconciliation_findings", "Findings", findings, exps,
-                            note="usage_period rows already reported by a finer finding are not repeated."),
+                            note="usage_period rows already reported by a finer finding are not repeated.",
+                            personal=personal),
         ])
 
     notices = []
