@@ -221,8 +221,11 @@ def push(ctx: click.Context, period: str, localstripe: bool) -> None:
     idempotency key, metadata meterline_key); a rerun creates nothing twice and resumes what
     failed. Exit 3 when objects stay unconfirmed (their errors are in the outbox)."""
     from exports.stripe_push import PushFailed, push_from_config
+    from meterline.runlock import exclusive
 
-    r = push_from_config(_config(ctx), period, localstripe=localstripe)
+    cfg = _config(ctx)
+    with exclusive(cfg.warehouse, "stripe push"):
+        r = push_from_config(cfg, period, localstripe=localstripe)
     human = [f"stripe push {period}: {r.created} created, {r.found_existing} found existing, "
              f"{r.confirmed} confirmed, {r.skipped} skipped, {r.failed} failed",
              *[f"  {inv_id}: {i['state']} {i['stripe_invoice_id'] or ''}".rstrip()

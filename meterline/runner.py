@@ -21,6 +21,7 @@ from meterline import dbt
 from meterline.config import Config, load_config
 from meterline.errors import ConfigError, IntervalError, StageError
 from meterline.ledger import loaded_through, record_invoice_versions
+from meterline.runlock import exclusive_run
 from meterline.warehouse import connect, qualified, quote_ident
 
 Progress = Callable[[str], None]
@@ -90,6 +91,7 @@ def stripe_gap_warning(conn: Any, day: dt.date) -> str | None:
     return None
 
 
+@exclusive_run("ingest")
 def ingest_days(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> list[dict[str, Any]]:
     from ingest.load import ensure_raw
     from ingest.run import ingest_day
@@ -114,6 +116,7 @@ def ingest_days(cfg: Config, days: list[dt.date], progress: Progress = _stderr) 
     return out
 
 
+@exclusive_run("stripe resync")
 def resync_stripe(cfg: Config, since: dt.date | None = None, until: dt.date | None = None,
                   progress: Progress = _stderr) -> dict[str, Any]:
     """List every Stripe object created in [since, until) and load it as one `stripe_resync`
@@ -156,6 +159,7 @@ def resync_stripe(cfg: Config, since: dt.date | None = None, until: dt.date | No
     }
 
 
+@exclusive_run("reconcile")
 def reconcile_now(cfg: Config, alert: bool = True) -> dict[str, Any]:
     """Run the GX checkpoint over the reconciliation marts as they are, record the results and
     (with `alert`) alert engineers. The summary's `alerts.failed` says an alert channel failed."""
@@ -202,6 +206,7 @@ def reconcile_now(cfg: Config, alert: bool = True) -> dict[str, Any]:
     return summary
 
 
+@exclusive_run("reconcile")
 def reconcile_rebuilt(cfg: Config, alert: bool = True, progress: Progress = _stderr) -> dict[str, Any]:
     """`meterline reconcile`: rebuild the reconciliation marts (explanations and tolerances
     apply), then reconcile and alert. Reads no source."""
@@ -247,6 +252,7 @@ def reconcile_details(cfg: Config, check: str | None = None) -> dict[str, Any]:
     return {"as_of": str(as_of), "check": check, "checks": checks, "findings": findings}
 
 
+@exclusive_run("explain")
 def explain(cfg: Config, check: str, keys: dict[str, str | None], reason: str, explained_by: str,
             until: dt.date | None) -> dict[str, Any]:
     from ingest.load import ensure_raw
@@ -267,6 +273,7 @@ def explanations(cfg: Config) -> list[dict[str, Any]]:
         return listing(conn)
 
 
+@exclusive_run("explain --revoke")
 def revoke_explanation(cfg: Config, explanation_id: str) -> dict[str, Any]:
     from ingest.load import ensure_raw
     from reconcile.explain import revoke
@@ -276,6 +283,7 @@ def revoke_explanation(cfg: Config, explanation_id: str) -> dict[str, Any]:
         return revoke(conn, explanation_id)
 
 
+@exclusive_run("nightly")
 def nightly(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> dict[str, Any]:
     """Ingest every interval in `days`, then one dbt build and one reconciliation."""
     check_days(cfg, days)
@@ -302,6 +310,7 @@ def nightly(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> d
     }
 
 
+@exclusive_run("close")
 def close(cfg: Config, period: str, progress: Progress = _stderr) -> dict[str, Any]:
     from exports.close import check_closable, close_period, is_locked, parse_period
     from ingest.load import ensure_raw
@@ -325,6 +334,7 @@ def close(cfg: Config, period: str, progress: Progress = _stderr) -> dict[str, A
     return result
 
 
+@exclusive_run("close --reopen")
 def reopen(cfg: Config, period: str, reason: str, progress: Progress = _stderr) -> dict[str, Any]:
     from exports.close import reopen_period
     from ingest.load import ensure_raw
@@ -337,6 +347,7 @@ def reopen(cfg: Config, period: str, reason: str, progress: Progress = _stderr) 
     return result
 
 
+@exclusive_run("void")
 def void(cfg: Config, invoice_id: str, reason: str) -> dict[str, Any]:
     """Void an issued invoice (meterline.ledger.void_invoice). The marts show it at the next
     dbt build (nightly or close): this only writes the ledger, in one transaction."""
@@ -654,6 +665,7 @@ def _staged(cfg: Config, source: str, day: dt.date) -> tuple[dt.datetime, dict[s
     return dt.datetime.fromisoformat(manifest["extracted_at"]), tables
 
 
+@exclusive_run("load")
 def load_extracts(cfg: Config, day: dt.date, progress: Progress = _stderr) -> list[dict[str, Any]]:
     """Load the night's three staged extracts into `raw.*`, as `ingest_days` loads them: one
     batch and transaction per source, metering last, identical batches skipped. The staged
@@ -680,6 +692,7 @@ def load_extracts(cfg: Config, day: dt.date, progress: Progress = _stderr) -> li
     return out
 
 
+@exclusive_run("dbt build")
 def build_models(cfg: Config, progress: Progress = _stderr) -> dict[str, Any]:
     """The nightly's dbt build (every model and data test), then the draft invoice versions."""
     progress("dbt build ...")
@@ -690,6 +703,7 @@ def build_models(cfg: Config, progress: Progress = _stderr) -> dict[str, Any]:
     return {"dbt_nodes": res.nodes}
 
 
+@exclusive_run("alert")
 def alert_reconciliation(cfg: Config, as_of: str | None = None) -> dict[str, Any]:
     """Alert engineers about the reconciliation recorded at `as_of` (default: the latest), read
     back from the ledger: the same findings and errors `reconcile_now` alerts on."""
@@ -717,6 +731,7 @@ def alert_reconciliation(cfg: Config, as_of: str | None = None) -> dict[str, Any
             "alerts": report.to_dict(), "alerts_failed": report.reasons}
 
 
+@exclusive_run("stripe push")
 def push_invoices(cfg: Config, period: str, localstripe: bool = False,
                   progress: Progress = _stderr) -> dict[str, Any]:
     """Push the closed `period`'s issued invoices to Stripe (exports.stripe_push, replay-safe).
@@ -737,6 +752,7 @@ def push_invoices(cfg: Config, period: str, localstripe: bool = False,
     return summary
 
 
+@exclusive_run("finance report")
 def finance_report(cfg: Config, kind: str, when: str, progress: Progress = _stderr) -> dict[str, Any]:
     """The DAGs' finance report: the daily flash for a night (`kind` daily, `when` YYYY-MM-DD) or
     the month-end pack for a closed month (`kind` month, `when` YYYY-MM), written under
