@@ -54,9 +54,12 @@ def check_golden_exports(export_dir: Path) -> None:
 
 
 def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None,
-               golden: bool = False, seed: int = 7) -> None:
+               golden: bool = False, seed: int = 7) -> list[str]:
+    """Run and check the demo; returns what every command printed (stdout and stderr)."""
+    printed: list[str] = []
     res = run_cli("demo", "--dir", str(directory), "--accounts", str(accounts), "--seed", str(seed), "--json",
                   env=env)
+    printed.append(res.stdout + res.stderr)
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads(res.stdout)
     assert s["accounts"] == accounts and s["days"] == 34
@@ -110,6 +113,7 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     before = snapshot(directory)
     exports_before = file_digests(export_dir)
     res = run_cli("run", "--date", "2026-11-03", "--json", cwd=directory, env=env)
+    printed.append(res.stdout + res.stderr)
     assert res.returncode == 1, res.stderr[-3000:]  # planted drift is still there
     run = json.loads(res.stdout)
     assert run["batches"] == {"skipped_identical": 3}
@@ -118,16 +122,19 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
 
     # closing a closed period again writes nothing
     res = run_cli("close", "--period", "2026-10", "--json", cwd=directory, env=env)
+    printed.append(res.stdout + res.stderr)
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout)["action"] == "already_closed"
     assert file_digests(export_dir) == exports_before
     assert snapshot(directory) == before
 
     res = run_cli("status", "--json", cwd=directory, env=env)
+    printed.append(res.stdout + res.stderr)
     assert res.returncode == 0, res.stderr
     st = json.loads(res.stdout)
     assert st["closed_periods"] == ["2026-10"]
     assert st["sources"]["metering"]["batches"] == 34
+    return printed
 
 
 def check_accounting_exports(export_dir: Path, oct_expected: list[dict]) -> None:
@@ -160,8 +167,24 @@ def test_demo_duckdb(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_demo_postgres(tmp_path: Path, pg_url: str) -> None:
-    # another seed than the DuckDB demo's: a different world, other planted discrepancies
-    check_demo(tmp_path / "demo", accounts=8, seed=11, env={"METERLINE_WAREHOUSE": pg_url})
+    # another seed than the DuckDB demo's: a different world, other planted discrepancies.
+    # Canary secrets (issue 10): a database password in the warehouse URL (the server trusts
+    # local connections, so any password is accepted), a Stripe key and an SMTP password; none
+    # may appear in anything printed, nor in any file of the demo: dbt's target/ and logs, Data
+    # Docs, exports, meterline's state.
+    canaries = {"db": "Canary-Db-Pw-7f3a91", "stripe": "sk_test_canary_5c2e77d1",
+                "smtp": "Canary-Smtp-Pw-0b6d"}
+    url = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{canaries['db']}@")
+    assert canaries["db"] in url
+    printed = check_demo(tmp_path / "demo", accounts=8, seed=11, env={
+        "METERLINE_WAREHOUSE": url, "METERLINE_STRIPE_API_KEY": canaries["stripe"],
+        "METERLINE_ALERTS_SMTP_PASSWORD": canaries["smtp"]})
+    leaks = [(name, i) for name, c in canaries.items() for i, text in enumerate(printed) if c in text]
+    files = sorted(p for p in (tmp_path / "demo").rglob("*") if p.is_file())
+    assert len(files) > 50 and any("target" in p.parts for p in files), "dbt's target/ not scanned"
+    leaks += [(name, str(p)) for p in files for name, c in canaries.items()
+              if c.encode() in p.read_bytes()]
+    assert leaks == [], f"canary secrets leaked: {leaks}"
 
 
 @pytest.mark.slow
