@@ -75,7 +75,7 @@ from meterline.warehouse import Connection, qualified
 log = logging.getLogger("meterline.exports.stripe_push")
 
 OUTBOX = "stripe_outbox"
-KINDS = ("customer", "invoice_item", "invoice", "finalize")
+KINDS = ("customer", "invoice_item", "invoice", "finalize", "void")
 PENDING, SENT, CONFIRMED = "pending", "sent", "confirmed"
 MAX_KEY_LENGTH = 255  # Stripe's limit for an idempotency key
 PAGE_LIMIT = 100
@@ -382,7 +382,8 @@ class StripePusher:
         self.ledger_as_of = row[0] if row else None
         self.outbox: dict[str, dict[str, Any]] = {
             r["object_key"]: r for r in conn.fetch_dicts(
-                f"SELECT * FROM {qualified('ledger', OUTBOX)} WHERE period = ? OR kind = 'customer'", [period])}
+                f"SELECT * FROM {qualified('ledger', OUTBOX)} WHERE period = ? OR kind IN ('customer', 'void')",
+                [period])}
         self.customers: dict[str, str] = {}
         self._customer_list: dict[str, list[dict[str, Any]]] | None = None
         self._indexes: dict[str, _CustomerIndex] = {}
@@ -547,6 +548,84 @@ class StripePusher:
             if not page.has_more or not data:
                 return out
             after = data[-1]["id"]
+
+    # -- voids ----------------------------------------------------------------------------
+    def void_withdrawn(self) -> list[str]:
+        """Void in Stripe every invoice that was pushed and then voided in the ledger (any
+        period): a void turns the invoice's charges into adjustments on the next draft, so the
+        old Stripe invoice must not stand when the next one is pushed, or the customer is billed
+        twice. Each void is an outbox row (kind `void`, key `ml:void:<invoice key>`, the
+        idempotency key). Returns what blocks the push: an invoice Stripe has already collected
+        (refund or credit it in Stripe first), or a void that did not go through."""
+        pushed = self.conn.fetch_dicts(
+            f"SELECT o.object_key, o.account_id, o.period, o.invoice_id, o.stripe_id, i.voided_at "
+            f"FROM {qualified('ledger', OUTBOX)} o JOIN {qualified('ledger', 'issued_invoices')} i "
+            "ON i.invoice_id = o.invoice_id WHERE o.kind = 'invoice' AND o.state = ? "
+            "AND i.voided_at IS NOT NULL ORDER BY o.object_key", [CONFIRMED])
+        done = {r["object_key"] for r in self.conn.fetch_dicts(
+            f"SELECT object_key FROM {qualified('ledger', OUTBOX)} WHERE kind = 'void' AND state = ?",
+            [CONFIRMED])}
+        blocking: list[str] = []
+        for row in pushed:
+            key = f"ml:void:{row['object_key']}"[:MAX_KEY_LENGTH]
+            if key in done:
+                continue
+            stripe_id = row["stripe_id"]
+            if key not in self.outbox:  # the void row belongs to the voided invoice's period
+                saved, self.period = self.period, row["period"]
+                try:
+                    self._ensure_rows([self._row(key, "void", account_id=row["account_id"],
+                                                 invoice_id=row["invoice_id"])])
+                finally:
+                    self.period = saved
+            try:
+                inv = _plain(self._read(lambda i=stripe_id: self.client.v1.invoices.retrieve(i),
+                                        f"retrieving Stripe invoice {stripe_id}"))
+                status = "deleted" if inv.get("deleted") else inv.get("status")
+                # Stripe voids open and uncollectible invoices; a draft (never sent) is deleted
+                delete = status == "draft"
+                if status in ("open", "uncollectible", "draft"):
+                    self._mark_sent(key)
+                    try:
+                        if delete:
+                            self._read(lambda i=stripe_id: self.client.v1.invoices.delete(i),
+                                       f"deleting draft Stripe invoice {stripe_id}")
+                        else:
+                            self._read(lambda i=stripe_id, k=key: self.client.v1.invoices.void_invoice(
+                                i, options={"idempotency_key": k}), f"voiding Stripe invoice {stripe_id}")
+                    except _Failure:  # a lost answer, or done meanwhile: Stripe's status decides
+                        pass
+                    try:
+                        inv = _plain(self._read(lambda i=stripe_id: self.client.v1.invoices.retrieve(i),
+                                                f"retrieving Stripe invoice {stripe_id}"))
+                    except _Failure as exc:
+                        if not (delete and "HTTP 404" in str(exc)):
+                            raise
+                        inv = {"deleted": True}  # a deleted draft is gone
+                    status = "deleted" if inv.get("deleted") else inv.get("status")
+                    if status in ("void", "deleted"):
+                        self._confirm(key, stripe_id, "created")
+                        continue
+                    raise _Failure(f"Stripe invoice {stripe_id} is still {status} after the "
+                                   f"{'delete' if delete else 'void'}")
+                if status in ("void", "deleted"):
+                    self._confirm(key, stripe_id, "found_existing")
+                    continue
+                credited = int(inv.get("post_payment_credit_notes_amount") or 0)
+                if status == "paid" and credited >= int(inv.get("total") or 0):
+                    self._confirm(key, stripe_id, "found_existing")  # refunded by a credit note
+                    continue
+                raise _Failure(
+                    f"Stripe invoice {stripe_id} is {status}: Stripe has collected it, so it cannot "
+                    "be voided; credit it in Stripe (a credit note for its total) and push again")
+            except _Failure as exc:
+                message = (f"{row['invoice_id']} was voided in the ledger after it was pushed, and "
+                           f"its Stripe invoice still stands: {exc}")
+                self._update(key, last_error=message[:500])
+                self.report.failed += 1
+                self.report.errors.append(message)
+                blocking.append(message)
+        return blocking
 
     # -- customers ------------------------------------------------------------------------
     def _find_customer(self, account_id: str, refresh: bool) -> dict[str, Any] | None:
@@ -906,13 +985,11 @@ def push_period(conn: Connection, cfg: Config, period: str, *, api_base: str | N
     plans, voided = plan_period(conn, period)
     report = pusher.report
     report.skipped += len(voided)
-    for inv in voided:
-        pushed = next((r["stripe_id"] for r in pusher.outbox.values()
-                       if r["invoice_id"] == inv["invoice_id"] and r["kind"] == "invoice" and r["state"] == CONFIRMED),
-                      None)
-        if pushed:
-            report.warnings.append(f"{inv['invoice_id']} was voided after it was pushed: Stripe invoice {pushed} "
-                                   "still stands (void it in Stripe)")
+    if pusher.void_withdrawn():
+        # the voided invoices' charges are re-billed on later invoices: pushing anything while
+        # an old Stripe invoice still stands could bill the same charges twice
+        log.error("stripe push %s: nothing pushed: %s", period, "; ".join(report.errors))
+        return report
     for plan in plans:
         pusher.push_invoice(plan)
     log.info("stripe push %s: %d created, %d found, %d confirmed, %d skipped, %d failed", period,

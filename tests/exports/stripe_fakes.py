@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -246,6 +247,50 @@ class FinalizeStub:
 def finalize_stub(statuses: dict[str, str], post_script: list[str] | None = None) -> Iterator[tuple[FinalizeStub, str]]:
     stub = FinalizeStub(statuses, post_script)
     server, url = serve(stub.handler())
+    try:
+        yield stub, url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def invoice_stub(invoices: dict[str, dict[str, Any]]) -> Iterator[tuple[Any, str]]:
+    """A stand-in for Stripe's invoice retrieve and void only: GET /v1/invoices/{id} answers the
+    (live) dict in `invoices`, POST /v1/invoices/{id}/void voids an open or uncollectible one;
+    anything else is a 400. `stub.requests` lists (method, path)."""
+    stub = SimpleNamespace(requests=[], lock=threading.Lock())
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+        def _answer(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            path = self.path.split("?")[0]
+            with stub.lock:
+                stub.requests.append((method, path))
+                m = re.fullmatch(r"/v1/invoices/([A-Za-z0-9_]+)(/void)?", path)
+                inv = invoices.get(m.group(1)) if m else None
+                if inv is not None and method == "GET" and not m.group(2):
+                    _reply(self, 200, json.dumps(inv).encode())
+                elif inv is not None and method == "POST" and m.group(2) and inv["status"] in ("open", "uncollectible"):
+                    inv["status"] = "void"  # Stripe voids open and uncollectible invoices only
+                    _reply(self, 200, json.dumps(inv).encode())
+                else:
+                    _reply(self, 400, _error("Not in this stub", "invalid_request_error"))
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._answer("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._answer("POST")
+
+    server, url = serve(Handler)
     try:
         yield stub, url
     finally:

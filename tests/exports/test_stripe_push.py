@@ -10,6 +10,7 @@ that endpoint.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import stripe as stripe_sdk
 from conftest import free_port
-from stripe_fakes import Invoice, finalize_stub, issue, stripe_state, write_config
+from stripe_fakes import Invoice, finalize_stub, invoice_stub, issue, stripe_state, write_config
 from stripe_fakes import fault_proxy as proxy_to
 
 from exports.stripe_push import StripePusher, plan_period, push_period
@@ -449,3 +451,80 @@ def test_the_push_and_dbt_agree_on_stripe_amount_factors() -> None:
 
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
     assert project["vars"]["stripe_amount_factors"] == STRIPE_AMOUNT_FACTOR == {"ISK": 100}
+
+
+@pytest.mark.stripe_peer
+def test_an_invoice_voided_after_its_push_is_voided_in_stripe_before_anything_else(
+        localstripe_url: str, wh: tuple[Config, Connection]) -> None:
+    """A void re-bills the invoice's charges on the next draft: its pushed Stripe invoice must be
+    voided before the next period goes out, or the customer pays twice. Replay-safe: the void is
+    an outbox row, and a rerun voids nothing again."""
+    cfg, conn = wh
+    issue(conn, SMALL)
+    first = _push(wh, localstripe_url)
+    assert first.failed == 0
+    pushed = first.invoices["inv_acct_b_2026-10"]["stripe_invoice_id"]
+    stripe = make_client(KEY, localstripe_url)
+    assert stripe.v1.invoices.retrieve(pushed).status in ("draft", "open")  # localstripe: not finalized
+
+    conn.execute('UPDATE "ledger"."issued_invoices" SET voided_at = ?, void_reason = ? WHERE invoice_id = ?',
+                 [dt.datetime(2026, 11, 25), "wrong plan", "inv_acct_b_2026-10"])
+    nov = _push(wh, localstripe_url, period="2026-11")
+    assert nov.failed == 0, nov.errors
+    assert nov.by_kind["void"]["created"] == 1 and nov.by_kind["invoice"]["created"] == 1
+    # localstripe never finalizes: the invoice was a draft, and a draft is deleted, not voided
+    with pytest.raises(stripe_sdk.InvalidRequestError):
+        stripe.v1.invoices.retrieve(pushed)
+    voids = [x for x in _outbox(conn) if x["kind"] == "void"]
+    assert [(x["state"], x["stripe_id"], x["period"], x["invoice_id"]) for x in voids] == [
+        ("confirmed", pushed, "2026-10", "inv_acct_b_2026-10")], voids
+    assert voids[0]["object_key"].startswith("ml:void:ml:in:")
+    with proxy_to(localstripe_url) as (proxy, url):  # a rerun: nothing voided or created again
+        again = _push(wh, url, period="2026-11")
+    assert (again.created, again.failed) == (0, 0) and proxy.requests == []
+
+
+@pytest.mark.stripe_peer
+def test_a_voided_invoice_stripe_has_collected_blocks_the_push(wh: tuple[Config, Connection]) -> None:
+    """Stripe cannot void a paid invoice: the push stops (nothing pushed, the reason said) until
+    a credit note covers it in Stripe."""
+    cfg, conn = wh
+    issue(conn, SMALL)
+    conn.execute('UPDATE "ledger"."issued_invoices" SET voided_at = ?, void_reason = ? WHERE invoice_id = ?',
+                 [dt.datetime(2026, 11, 25), "duplicate", "inv_acct_b_2026-10"])
+    conn.execute(
+        'INSERT INTO "ledger"."stripe_outbox" (object_key, kind, account_id, period, invoice_id, state, '
+        "stripe_id, attempts) VALUES ('ml:in:inv_acct_b_2026-10:v1', 'invoice', 'acct_b', '2026-10', "
+        "'inv_acct_b_2026-10', 'confirmed', 'in_paid', 1)")
+    paid = {"id": "in_paid", "object": "invoice", "status": "paid", "total": 4234,
+            "post_payment_credit_notes_amount": 0, "metadata": {}}
+    with invoice_stub({"in_paid": paid}) as (stub, url):
+        r = _push(wh, url, period="2026-11")
+        assert r.failed == 1 and r.created == 0, r
+        assert "in_paid is paid" in r.errors[0] and "credit note" in r.errors[0], r.errors
+        assert all(m == "GET" for m, _ in stub.requests), stub.requests  # nothing voided, nothing created
+        paid["post_payment_credit_notes_amount"] = 4234  # credited in Stripe: the push goes on
+        r2 = _push(wh, url, period="2026-11")
+        assert r2.by_kind["void"]["found_existing"] == 1, r2
+
+
+@pytest.mark.stripe_peer
+def test_an_open_stripe_invoice_is_voided_once(wh: tuple[Config, Connection]) -> None:
+    """Against a stand-in with Stripe's rules (void open and uncollectible invoices only): the
+    void is sent once, confirmed, and not sent again by a rerun."""
+    cfg, conn = wh
+    issue(conn, SMALL)
+    conn.execute('UPDATE "ledger"."issued_invoices" SET voided_at = ?, void_reason = ? WHERE invoice_id = ?',
+                 [dt.datetime(2026, 11, 25), "duplicate", "inv_acct_b_2026-10"])
+    conn.execute(
+        'INSERT INTO "ledger"."stripe_outbox" (object_key, kind, account_id, period, invoice_id, state, '
+        "stripe_id, attempts) VALUES ('ml:in:inv_acct_b_2026-10:v1', 'invoice', 'acct_b', '2026-10', "
+        "'inv_acct_b_2026-10', 'confirmed', 'in_open', 1)")
+    invoice = {"id": "in_open", "object": "invoice", "status": "open", "total": 4234, "metadata": {}}
+    with invoice_stub({"in_open": invoice}) as (stub, url):
+        r = _push(wh, url, period="2026-11")
+        assert r.by_kind["void"]["created"] == 1 and invoice["status"] == "void", r
+        assert stub.requests.count(("POST", "/v1/invoices/in_open/void")) == 1
+        stub.requests.clear()
+        _push(wh, url, period="2026-11")
+        assert ("POST", "/v1/invoices/in_open/void") not in stub.requests
