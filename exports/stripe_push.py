@@ -974,11 +974,17 @@ def push_period(conn: Connection, cfg: Config, period: str, *, api_base: str | N
     key = api_key if api_key is not None else cfg.stripe_api_key
     if not key:
         raise ConfigError("stripe push: no Stripe API key (set METERLINE_STRIPE_API_KEY)")
+    base = api_base or cfg.get("sources", "stripe_api_base")
+    if localstripe and (key.startswith(("sk_live_", "rk_live_")) or "stripe.com" in base.lower()):
+        # localstripe mode skips finalize and adds a stand-in plan and subscription per customer:
+        # never against the real Stripe
+        raise ConfigError(f"stripe push: localstripe mode is for the localstripe stand-in, not {base} "
+                          "with a live key; drop --localstripe (or the Airflow variable meterline_localstripe)")
     if retry is None:
         retry = RetryPolicy(max_attempts=int(cfg.get("sources", "stripe_max_attempts")))
     policy = dataclasses.replace(retry, max_attempts=int(max_attempts)) if max_attempts else retry
     if client is None:
-        client = make_client(key, api_base or cfg.get("sources", "stripe_api_base"),
+        client = make_client(key, base,
                              timeout=timeout or float(cfg.get("sources", "stripe_timeout_seconds") or DEFAULT_TIMEOUT_SECONDS))
     pusher = StripePusher(conn, client, period, policy=policy, api_key=key, localstripe=localstripe,
                           finalize=finalize)

@@ -528,3 +528,12 @@ def test_an_open_stripe_invoice_is_voided_once(wh: tuple[Config, Connection]) ->
         stub.requests.clear()
         _push(wh, url, period="2026-11")
         assert ("POST", "/v1/invoices/in_open/void") not in stub.requests
+
+
+def test_localstripe_mode_is_refused_against_the_real_stripe(wh: tuple[Config, Connection]) -> None:
+    cfg, conn = wh
+    issue(conn, SMALL)
+    for base, key in (("https://api.stripe.com", KEY), ("http://127.0.0.1:1", "sk_live_canary")):
+        with pytest.raises(ConfigError, match="localstripe mode is for the localstripe stand-in"):
+            push_period(conn, cfg, PERIOD, api_base=base, api_key=key, localstripe=True)
+    assert _outbox(conn) == []  # refused before anything was written
