@@ -19,6 +19,7 @@ import pyarrow as pa
 from ingest.arrow_types import raw_arrow_schema
 from ingest.contracts import ISO_4217, contract, known_categories
 from ingest.raw_schema import RAW_TABLES
+from ingest.readers import DUCKDB_UTC, text_timestamp
 from meterline.errors import SourceError
 
 Chunks = pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch | pa.Table]
@@ -73,6 +74,7 @@ class ChunkChecker:
     def __init__(self) -> None:
         self.db = duckdb.connect()
         self.db.execute("SET threads = 2")
+        self.db.execute(DUCKDB_UTC)  # a zoned time (Arrow timestamp with tz) casts to UTC
         self._sql: dict[tuple[str, pa.Schema], str] = {}
 
     def close(self) -> None:
@@ -103,7 +105,8 @@ class ChunkChecker:
                     f"{raw_table}.{name} is money but the source gives a float ({src_type}); "
                     "store it as DECIMAL or text")
             if is_time and _is_text(src_type):
-                expr[name] = f"try_cast({q(name)} AS {sql_type})"
+                expr[name] = (text_timestamp(q(name)) if sql_type == "TIMESTAMP"
+                              else f"try_cast({q(name)} AS {sql_type})")
                 text_times.add(name)
                 flag = f"({q(name)} IS NOT NULL AND {expr[name]} IS NULL)"
                 unparsed.append(f"CASE WHEN {flag} THEN {lit(name + '=')} || {q(name)} END")

@@ -30,6 +30,19 @@ from meterline.warehouse import quote_ident
 
 FILE_FORMATS = ("parquet", "csv")
 
+# Every source session runs in UTC (docs/sources.md: all times are UTC). A source's zoned times
+# (TIMESTAMPTZ) are then compared with the night's UTC window and read out as UTC, whatever time
+# zone the server, the database, the role or the host would give the session.
+DUCKDB_UTC = "SET TimeZone = 'UTC'"
+POSTGRES_UTC = "SET TIME ZONE 'UTC'"
+
+
+def text_timestamp(expr: str) -> str:
+    """Text as a UTC TIMESTAMP, NULL when it does not parse. An offset or zone in the text is
+    applied (DuckDB's cast of text to TIMESTAMP ignores it); text without one is UTC, read in a
+    UTC session (`DUCKDB_UTC`)."""
+    return f"timezone('UTC', try_cast({expr} AS TIMESTAMPTZ))"
+
 
 def _first_line(exc: BaseException) -> str:
     lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
@@ -68,6 +81,7 @@ class DuckDBReader(Reader):
             raise SourceError(f"{source} source: DuckDB file {path} does not exist")
         try:
             self.con = duckdb.connect(str(path), read_only=True)
+            self.con.execute(DUCKDB_UTC)
         except duckdb.Error as exc:
             raise SourceError(f"{source} source: cannot open {path}: {_first_line(exc)}") from exc
 
@@ -101,6 +115,7 @@ class FileReader(DuckDBReader):
             raise SourceError(f"{source} source: format {fmt!r} is not one of {FILE_FORMATS}")
         self.source = source
         self.con = duckdb.connect()
+        self.con.execute(DUCKDB_UTC)
         lit = sql_literal(pattern)
         if fmt == "parquet":
             self.relation = f"read_parquet({lit}, union_by_name = true)"
@@ -123,6 +138,7 @@ class PostgresReader(Reader):
         except psycopg.OperationalError as exc:
             first = (str(exc).strip().splitlines() or ["unreachable"])[-1]
             raise SourceError(f"{source} source: cannot reach {target.redacted()}: {first}") from exc
+        self.con.execute(POSTGRES_UTC)
 
     def stream(self, sql: str, params: Sequence[Any], chunk_rows: int) -> Iterator[pa.RecordBatch]:
         import pyarrow.csv as pacsv
@@ -218,6 +234,8 @@ class SqlAlchemyReader(Reader):
             shown = self.url.render_as_string(hide_password=True) if hasattr(self, "url") else "?"
             raise SourceError(f"{source} source: cannot reach {shown}: {_first_line(exc)}") from exc
         self.text_times = self.url.get_backend_name() == "sqlite"
+        if self.url.get_backend_name() == "postgresql":
+            self.con.exec_driver_sql(POSTGRES_UTC)
 
     @staticmethod
     def _named(sql: str, params: Sequence[Any]) -> tuple[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from ingest.raw_schema import RAW_TABLES
-from ingest.readers import Reader, as_datetime, file_source, open_reader, quote
+from ingest.readers import Reader, as_datetime, file_source, open_reader, quote, text_timestamp
 from meterline.config import Config
 from meterline.errors import SourceError
 
@@ -41,7 +41,7 @@ def _within(reader: Reader, column: str, kind: str = "TIMESTAMP") -> str:
     """`column` in [?, ?) — or not a value at all, so it is pulled and quarantined, not lost."""
     col = quote(column)
     if reader.kind == "files" and reader.text_times:
-        col = f"try_cast({col} AS {kind})"
+        col = text_timestamp(col) if kind == "TIMESTAMP" else f"try_cast({col} AS {kind})"
     return f"({col} IS NULL OR ({col} >= ? AND {col} < ?))"
 
 
@@ -105,7 +105,7 @@ def metering_coverage(cfg: Config) -> tuple[dt.date, dt.date]:
     try:
         col = quote("hour_start")
         if reader.kind == "files":
-            col = f"try_cast({col} AS TIMESTAMP)"
+            col = text_timestamp(col)
         row = reader.fetchone(f"SELECT min({col}), max({col}) FROM {reader.relation}")
     finally:
         reader.close()

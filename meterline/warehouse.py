@@ -459,6 +459,7 @@ def open_connection(
         try:
             target.path.parent.mkdir(parents=True, exist_ok=True)
             raw = duckdb.connect(str(target.path), read_only=read_only)
+            raw.execute("SET TimeZone = 'UTC'")  # zoned source times (direct file loads) as UTC
         except duckdb.IOException as exc:
             msg = str(exc).splitlines()[0]
             if "lock" in msg.lower():
