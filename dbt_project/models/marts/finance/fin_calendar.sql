@@ -1,8 +1,11 @@
 -- The days finance reports can be made for: one row per day of a billing period whose data is
 -- complete (the day ended at or before as_of), with its month-to-date comparison day in the
--- previous month: the same day of the month, or the previous month's last day when it is
--- shorter (March 31 compares with February 28). compare_period is NULL in the first billing
--- period (no previous month in the warehouse).
+-- previous month (DECISIONLOG.md, "Daily flash measures"): a month's last day compares with the
+-- whole previous month (its last day: April 30 with March 1-31, February 28 with January 1-31,
+-- March 31 with February 1-28), so the previous month's invoices, dated its last day, are in the
+-- comparison; any other day with the same day of the month, capped at the previous month's
+-- length (March 30 with February 1-28). compare_period is NULL in the first billing period (no
+-- previous month in the warehouse).
 with
 
 as_of as (
@@ -50,6 +53,7 @@ compared as (
         previous_periods.period as compare_period,
         case
             when previous_periods.period is null then null
+            when period_days.day_of_month = period_days.days_in_period then previous_periods.days_in_period
             when period_days.day_of_month < previous_periods.days_in_period then period_days.day_of_month
             else previous_periods.days_in_period
         end as compare_day_of_month
