@@ -21,6 +21,7 @@ from ingest.contracts import ISO_4217, contract, known_categories
 from ingest.raw_schema import RAW_TABLES
 from ingest.readers import DUCKDB_UTC, text_timestamp
 from meterline.errors import SourceError
+from meterline.warehouse import limit_duckdb_files
 
 Chunks = pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch | pa.Table]
 
@@ -75,6 +76,7 @@ class ChunkChecker:
         self.db = duckdb.connect()
         self.db.execute("SET threads = 2")
         self.db.execute(DUCKDB_UTC)  # a zoned time (Arrow timestamp with tz) casts to UTC
+        limit_duckdb_files(self.db, [])  # checks Arrow chunks in memory: no file to reach
         self._sql: dict[tuple[str, pa.Schema], str] = {}
 
     def close(self) -> None:

@@ -24,9 +24,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from meterline.config import Config
+from meterline.config import Config, fixed_dir
 from meterline.errors import MeterlineError, SourceError
-from meterline.warehouse import quote_ident
+from meterline.warehouse import limit_duckdb_files, quote_ident
 
 FILE_FORMATS = ("parquet", "csv")
 
@@ -82,6 +82,7 @@ class DuckDBReader(Reader):
         try:
             self.con = duckdb.connect(str(path), read_only=True)
             self.con.execute(DUCKDB_UTC)
+            limit_duckdb_files(self.con, [])  # a source database reads nothing else
         except duckdb.Error as exc:
             raise SourceError(f"{source} source: cannot open {path}: {_first_line(exc)}") from exc
 
@@ -116,6 +117,7 @@ class FileReader(DuckDBReader):
         self.source = source
         self.con = duckdb.connect()
         self.con.execute(DUCKDB_UTC)
+        limit_duckdb_files(self.con, [fixed_dir(pattern)])  # the configured files, nothing else
         lit = sql_literal(pattern)
         if fmt == "parquet":
             self.relation = f"read_parquet({lit}, union_by_name = true)"

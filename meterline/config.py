@@ -12,6 +12,7 @@ environment: `METERLINE_STRIPE_API_KEY`, and PGPASSWORD or the URL given in the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -107,6 +108,25 @@ JINJA_RE = re.compile(r"\{[{%#]")
 SECRET_KEYS = {("sources", "stripe_api_key"), ("alerts", "slack_webhook_url"), ("alerts", "smtp_password")}
 
 
+DBT_SEEDS_DIR = (Path(__file__).resolve().parent.parent / "dbt_project" / "seeds").resolve()
+
+
+def fixed_dir(pattern: str) -> Path:
+    """The folder a path or glob reads from: its parts before the first wildcard (a file's
+    folder when there is none)."""
+    path = Path(pattern)
+    fixed: list[str] = []
+    for part in path.parts:
+        if any(ch in part for ch in "*?[{"):
+            return Path(*fixed).resolve()
+        fixed.append(part)
+    try:
+        is_dir = path.is_dir()
+    except OSError:  # a name the file system refuses (too long): not a folder
+        is_dir = False
+    return (path if is_dir else path.parent).resolve()
+
+
 @dataclass(frozen=True)
 class WarehouseTarget:
     """Where the warehouse lives. `kind` is `duckdb` or `postgres`."""
@@ -119,6 +139,10 @@ class WarehouseTarget:
     user: str = ""
     password: str = ""
     dbname: str = ""
+    # DuckDB only: the directories the warehouse may read or write files in besides its own
+    # database (meterline.warehouse.limit_duckdb_files): the state dir and the configured file
+    # sources. Config.warehouse fills it; a target made otherwise gets none.
+    file_dirs: tuple[str, ...] = ()
 
     def redacted(self) -> str:
         if self.kind == "duckdb":
@@ -193,7 +217,22 @@ class Config:
 
     @property
     def warehouse(self) -> WarehouseTarget:
-        return parse_db_url(self.get("warehouse", "url"), self.base_dir, "warehouse.url")
+        target = parse_db_url(self.get("warehouse", "url"), self.base_dir, "warehouse.url")
+        if target.kind != "duckdb":
+            return target
+        return dataclasses.replace(target, file_dirs=tuple(sorted(self.duckdb_file_dirs())))
+
+    def duckdb_file_dirs(self) -> set[str]:
+        """The directories a DuckDB warehouse may reach files in: the warehouse's own folder,
+        the state dir (staged extracts, dbt's target), dbt's seeds and the folder of a file
+        metering source (the part of `metering_path` before its first wildcard)."""
+        dirs = {str(self.state_dir), str(DBT_SEEDS_DIR)}  # dbt-duckdb COPYs seeds from their files
+        url = self.get("warehouse", "url")
+        dirs.add(str(parse_db_url(url, self.base_dir, "warehouse.url").path.parent))
+        pattern = self.get("sources", "metering_path")
+        if pattern:
+            dirs.add(str(fixed_dir(pattern if Path(pattern).is_absolute() else str(self.base_dir / pattern))))
+        return dirs
 
     def path(self, section: str, key: str) -> Path:
         p = Path(self.get(section, key))

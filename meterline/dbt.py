@@ -65,6 +65,8 @@ def run_dbt(cfg: Config, command: str = "build", extra: list[str] | None = None,
     target = cfg.warehouse
     (paths["profiles"] / "profiles.yml").write_text(profile_yaml(target), encoding="utf-8")
     all_vars = {**cfg.dbt_vars(), **(vars_ or {})}
+    if target.kind == "duckdb":  # the on-run-start hook limit_file_access() applies them
+        all_vars["duckdb_allowed_directories"] = list(target.file_dirs)
     args = [
         command,
         "--project-dir", str(DBT_PROJECT_DIR),
@@ -92,7 +94,9 @@ def run_dbt(cfg: Config, command: str = "build", extra: list[str] | None = None,
             status = str(getattr(r, "status", "")).lower()
             if status in ("error", "fail", "runtimeerror"):
                 msg = (getattr(r, "message", "") or "").strip().splitlines()
-                failures.append(f"{r.node.unique_id}: {msg[0] if msg else status}")
+                node = getattr(r, "node", None)  # a run-operation's result has none
+                where = node.unique_id if node is not None else getattr(r, "unique_id", command)
+                failures.append(f"{where}: {msg[0] if msg else status}")
     if res.exception is not None:
         failures.append(str(res.exception).strip().splitlines()[0])
     ok = bool(res.success) and not failures

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -447,6 +449,20 @@ def _binary_rows(batch: pa.RecordBatch, encoders: list[_Encoder]) -> memoryview:
     return memoryview(rows.buffers()[2])[offsets[rows.offset] : offsets[-1]]
 
 
+def limit_duckdb_files(raw: Any, allowed: Sequence[str | Path]) -> None:
+    """Limit the files a DuckDB connection can reach to the `allowed` directories, its own
+    database aside: no read_csv / read_parquet / COPY / ATTACH anywhere else, no extension
+    downloads. DuckDB refuses to lift the limit while the database is open. The limit is the
+    database instance's, which connections to the same file in one process share: when it is
+    already in place, it stays as it is."""
+    if not raw.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0]:
+        return
+    dirs = sorted({str(Path(p).resolve()).rstrip(os.sep) + os.sep for p in allowed})
+    literals = ", ".join("'" + d.replace("'", "''") + "'" for d in dirs)
+    raw.execute(f"SET allowed_directories = [{literals}]")
+    raw.execute("SET enable_external_access = false")
+
+
 def open_connection(
     target: WarehouseTarget, read_only: bool = False, what: str = "warehouse"
 ) -> Connection:
@@ -460,6 +476,7 @@ def open_connection(
             target.path.parent.mkdir(parents=True, exist_ok=True)
             raw = duckdb.connect(str(target.path), read_only=read_only)
             raw.execute("SET TimeZone = 'UTC'")  # zoned source times (direct file loads) as UTC
+            limit_duckdb_files(raw, target.file_dirs)
         except duckdb.IOException as exc:
             msg = str(exc).splitlines()[0]
             if "lock" in msg.lower():
