@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from invariants import check_all
 
 from meterline.config import load_config
 from meterline.warehouse import connect
@@ -127,6 +128,12 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     assert json.loads(res.stdout)["action"] == "already_closed"
     assert file_digests(export_dir) == exports_before
     assert snapshot(directory) == before
+
+    # issue 10's invariants on a world with planted faults (duplicates, a negative quantity, an
+    # unknown account, late data): every metered unit accounted for, invoices = their lines,
+    # journal balanced
+    with connect(cfg.warehouse) as conn:
+        check_all(conn, directory / "sources" / "metering.duckdb")
 
     res = run_cli("status", "--json", cwd=directory, env=env)
     printed.append(res.stdout + res.stderr)

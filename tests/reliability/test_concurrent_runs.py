@@ -14,9 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import ROOT, copy_world, demo_env
+from invariants import check_all
 
-from meterline.config import parse_db_url
+from meterline.config import load_config, parse_db_url
 from meterline.runlock import RunLockedError, exclusive
+from meterline.warehouse import connect
 
 REFUSED = "another meterline run holds the warehouse"
 
@@ -26,8 +28,9 @@ def try_lock_elsewhere(url: str, base: Path, wait: float = 0.0) -> dict:
     code = textwrap.dedent(f"""
         import json, sys
         from pathlib import Path
-        from meterline.config import parse_db_url
+        from meterline.config import load_config, parse_db_url
         from meterline.runlock import RunLockedError, exclusive
+from meterline.warehouse import connect
         target = parse_db_url({url!r}, Path({str(base)!r}), "warehouse")
         try:
             with exclusive(target, "close", wait_seconds={wait}):
@@ -83,7 +86,7 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import os, time
         from pathlib import Path
-        from meterline.config import parse_db_url
+        from meterline.config import load_config, parse_db_url
         from meterline.runlock import exclusive
         with exclusive(parse_db_url({url!r}, Path({str(tmp_path)!r}), "w"), "nightly"):
             print("held", flush=True)
@@ -104,7 +107,7 @@ def test_in_process_refusal_is_a_run_locked_error(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from meterline.config import parse_db_url
+        from meterline.config import load_config, parse_db_url
         from meterline.runlock import exclusive
         with exclusive(parse_db_url({url!r}, Path({str(tmp_path)!r}), "w"), "nightly"):
             print("held", flush=True)
@@ -151,3 +154,6 @@ def test_two_nightlies_of_the_same_night_at_once(demo_world: Path, tmp_path: Pat
     finally:
         con.close()
     assert twice == [] and batches == [] and drafts == [], (twice, batches, drafts)
+    cfg = load_config(world / "meterline.toml", env=env)
+    with connect(cfg.warehouse, read_only=True) as conn:
+        check_all(conn, world / "sources" / "metering.duckdb")
