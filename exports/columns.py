@@ -93,8 +93,8 @@ ACCOUNTING_FILES: dict[str, tuple[str, ...]] = {
 
 _FINDINGS = ("check_name", "status", "account_id", "category", "period", "day", "object_id", "reason",
              "difference", "detail")
-_PAYMENT_EVENTS = ("kind", "object_id", "account_id", "billed_period", "currency", "amount", "status",
-                   "created_at")
+_PAYMENT_EVENTS = ("kind", "object_id", "account_id", "billed_period", "currency", "amount", "in_amount",
+                   "status", "created_at")
 REPORT_FILES: dict[str, tuple[str, ...]] = {
     # the daily flash
     "flash_money": ("currency", "measure", "day", "month_to_date", "previous_month_to_date", "change_pct"),
@@ -104,7 +104,8 @@ REPORT_FILES: dict[str, tuple[str, ...]] = {
     "flash_drift_summary": ("check_name", "status", "findings", "rows_compared"),
     "flash_drift_findings": _FINDINGS,
     "flash_at_risk_totals": ("currency", "kind", "count", "amount"),
-    "flash_at_risk": _PAYMENT_EVENTS,
+    "flash_at_risk": ("kind", "object_id", "account_id", "billed_period", "currency", "amount", "reason",
+                      "status", "created_at"),
     # the month-end pack
     "pack_revenue_by_product": ("currency", "product", "revenue", "share_pct", "of_which_catch_up"),
     "pack_top_accounts": ("currency", "rank", "account_id", "account_name", "revenue", "share_pct", "billed"),
@@ -116,7 +117,7 @@ REPORT_FILES: dict[str, tuple[str, ...]] = {
     "pack_receivables_aging": ("currency", "bucket", "invoices", "open_amount"),
     "pack_open_invoices": ("invoice_id", "account_id", "period", "currency", "invoice_date", "total",
                            "collected", "credited", "open", "age_days", "bucket"),
-    "pack_payment_events_summary": ("currency", "kind", "count", "amount", "still_open"),
+    "pack_payment_events_summary": ("currency", "kind", "count", "in_amount", "amount", "still_open"),
     "pack_payment_events": _PAYMENT_EVENTS,
     "pack_reconciliation_status": ("check_name", "status", "kind", "rows", "findings"),
     "pack_reconciliation_findings": _FINDINGS,

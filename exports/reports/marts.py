@@ -58,6 +58,13 @@ EVENT_LABELS = {
     "dispute": "dispute",
     "failed_payment": "failed payment",
     "unpaid_invoice": "unpaid invoice",
+    "total": "total at risk",
+}
+RISK_REASONS = {
+    "uncollectible": "marked uncollectible",
+    "failed_payment": "payment failed",
+    "past_grace_days": "unpaid past the grace days",
+    "open_dispute": "open dispute",
 }
 TOP_ACCOUNTS = 10
 USAGE_TREND_DAYS = 14
@@ -137,6 +144,16 @@ def _calendar_bounds(conn: Connection) -> dict[str, Any]:
     rows = _rows(conn, f"SELECT min(report_day) AS first_day, max(report_day) AS last_day, "
                        f"max(as_of) AS as_of FROM {mart('fin_calendar')}")
     return rows[0] if rows else {"first_day": None, "last_day": None, "as_of": None}
+
+
+def _risk_reason(row: dict[str, Any]) -> str:
+    """Why an item is at risk (fin_payment_events.at_risk_reason), with an unpaid invoice's
+    failed payment attempts."""
+    text = RISK_REASONS.get(row.get("at_risk_reason") or "", row.get("at_risk_reason") or "")
+    attempts = row.get("failed_attempts")
+    if row["event_type"] == "unpaid_invoice" and attempts:
+        text += f" ({attempts} failed attempt{'s' if attempts != 1 else ''})"
+    return text
 
 
 def _difference_cell(row: dict[str, Any], exps: dict[str, int]) -> Any:
@@ -337,7 +354,7 @@ def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = froz
     risk = _rows(conn, f"SELECT * FROM {mart('fin_payment_events')} WHERE is_at_risk "
                        "ORDER BY currency, event_type, created_at, object_id")
     risk_totals = _rows(conn, f"SELECT * FROM {mart('fin_payment_events_summary')} WHERE scope = 'at_risk' "
-                              "ORDER BY currency, event_type")
+                              "ORDER BY currency, event_type = 'total', event_type")
     exponents_for(risk + risk_totals, exps)
     total_rows = []
     rkey = ("scope", "currency", "event_type")
@@ -351,8 +368,10 @@ def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = froz
         total_rows.append([r["currency"], EVENT_LABELS[r["event_type"]], f_n, f_a])
     at_risk = Section(
         id="at_risk", title="Invoices at risk",
-        intro=("As Stripe last reported them: open disputes (inquiries included), failed payments "
-               "whose invoice is still unpaid, and invoices still unpaid after the grace days."),
+        intro=("As Stripe last reported them, each Stripe invoice once at its amount due, each disputed "
+               "charge once: unpaid invoices that are uncollectible, whose payment failed (retries are "
+               "reasons, not more money) or still unpaid after the grace days, and open disputes "
+               "(inquiries included). The total is the money at risk."),
         tables=[
             ReportTable(stem="flash_at_risk_totals", title="At risk, by currency",
                         mart="marts.fin_payment_events_summary",
@@ -361,12 +380,12 @@ def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = froz
                         numeric=frozenset({"count", "amount"}), empty="nothing at risk"),
             ReportTable(stem="flash_at_risk", title="Items at risk", mart="marts.fin_payment_events",
                         columns=["kind", "object_id", "account_id", "billed_period", "currency",
-                                 "amount", "status", "created_at"],
+                                 "amount", "reason", "status", "created_at"],
                         headers=["kind", "Stripe object", "account", "billed period", "currency",
-                                 "amount", "status", "created"],
+                                 "amount at risk", "why", "status", "created"],
                         rows=[[EVENT_LABELS[r["event_type"]], r["object_id"], r["account_id"], r["period"],
-                               r["currency"], figs.money(r, r["amount_minor"]), r["event_status"],
-                               r["created_at"]] for r in risk],
+                               r["currency"], figs.money(r, r["at_risk_minor"]), _risk_reason(r),
+                               r["event_status"], r["created_at"]] for r in risk],
                         numeric=frozenset({"amount"}), empty="nothing at risk"),
         ])
 
@@ -654,30 +673,36 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
     for r in summary:
         f_n = figs.add(f"payments.{r['currency']}.{r['event_type']}.count", f"{r['event_type']} count", r,
                        "event_count", "fin_payment_events_summary", ekey, "count")
+        f_c = figs.add(f"payments.{r['currency']}.{r['event_type']}.counted", f"{r['event_type']} in the amount",
+                       r, "counted_count", "fin_payment_events_summary", ekey, "count")
         f_a = figs.add(f"payments.{r['currency']}.{r['event_type']}.amount", f"{r['event_type']} amount", r,
                        "amount_minor", "fin_payment_events_summary", ekey, "money")
         f_o = figs.add(f"payments.{r['currency']}.{r['event_type']}.open", f"{r['event_type']} open", r,
                        "open_count", "fin_payment_events_summary", ekey, "count")
-        summary_rows.append([r["currency"], EVENT_LABELS[r["event_type"]], f_n, f_a, f_o])
+        summary_rows.append([r["currency"], EVENT_LABELS[r["event_type"]], f_n, f_c, f_a, f_o])
     payments = Section(
         id="payments", title="Refunds and disputes",
         intro=(f"Stripe refunds, disputes (card-issuer inquiries included), failed payments and unpaid "
-               f"invoices created in {period}, with their status as Stripe last reported it."),
+               f"invoices created in {period}, with their status as Stripe last reported it. Amounts: "
+               "succeeded refunds only (as refunded above; pending, failed and canceled ones are "
+               "counted, not added), each disputed charge once, each Stripe invoice's failed "
+               "payments once (retries are not added), unpaid invoices' amount due."),
         tables=[
             ReportTable(stem="pack_payment_events_summary", title="By currency and kind",
                         mart="marts.fin_payment_events_summary",
-                        columns=["currency", "kind", "count", "amount", "still_open"],
-                        headers=["currency", "kind", "count", "amount", "still open"], rows=summary_rows,
-                        numeric=frozenset({"count", "amount", "still_open"}), empty=f"none in {period}"),
+                        columns=["currency", "kind", "count", "in_amount", "amount", "still_open"],
+                        headers=["currency", "kind", "count", "in the amount", "amount", "still open"],
+                        rows=summary_rows, numeric=frozenset({"count", "in_amount", "amount", "still_open"}),
+                        empty=f"none in {period}"),
             ReportTable(stem="pack_payment_events", title="Each refund, dispute and failed payment",
                         mart="marts.fin_payment_events",
                         columns=["kind", "object_id", "account_id", "billed_period", "currency", "amount",
-                                 "status", "created_at"],
+                                 "in_amount", "status", "created_at"],
                         headers=["kind", "Stripe object", "account", "billed period", "currency", "amount",
-                                 "status", "created"],
+                                 "in the amount", "status", "created"],
                         rows=[[EVENT_LABELS[r["event_type"]], r["object_id"], r["account_id"], r["period"],
-                               r["currency"], figs.money(r, r["amount_minor"]), r["event_status"],
-                               r["created_at"]] for r in events],
+                               r["currency"], figs.money(r, r["amount_minor"]), "yes" if r["is_counted"] else "no",
+                               r["event_status"], r["created_at"]] for r in events],
                         numeric=frozenset({"amount"}), empty=f"none in {period}"),
         ])
 

@@ -247,15 +247,17 @@ def test_golden_daily_flash_of_the_last_night(built: dict[str, Any], conn: Conne
     shown_findings = {tuple(k.split(".")[1:3]): fig.value for k, fig in f.items()
                       if k.startswith("drift.") and k.endswith(".findings") and fig.value}
     assert shown_findings == dict(findings) and len(findings) >= 5
-    # at risk: open disputes, failed charges on unpaid invoices, invoices unpaid past the grace days
+    # at risk: the latest open dispute of each charge; unpaid invoices that are uncollectible,
+    # have a failed charge or are past the grace days (failed charges are their invoice's reason)
     at_risk = {r[0] for r in conn.fetchall(
-        'SELECT dispute_id FROM "intermediate"."int_stripe_disputes_latest" WHERE dispute_status IN '
-        "('warning_needs_response', 'warning_under_review', 'needs_response', 'under_review') "
-        'UNION ALL SELECT c.charge_id FROM "intermediate"."int_stripe_charges_latest" c '
-        'LEFT JOIN "intermediate"."int_stripe_invoices_latest" i ON c.invoice_id = i.invoice_id '
-        "WHERE c.charge_status = 'failed' AND coalesce(i.invoice_status, 'open') NOT IN ('paid', 'void') "
-        'UNION ALL SELECT invoice_id FROM "intermediate"."int_stripe_invoices_latest" '
-        "WHERE invoice_status = 'uncollectible' OR (invoice_status = 'open' AND created_at <= ?)",
+        'SELECT dispute_id FROM (SELECT dispute_id, row_number() OVER (PARTITION BY charge_id '
+        'ORDER BY created_at DESC, dispute_id DESC) AS n FROM "intermediate"."int_stripe_disputes_latest" '
+        "WHERE dispute_status IN ('warning_needs_response', 'warning_under_review', 'needs_response', "
+        "'under_review')) WHERE n = 1 "
+        'UNION ALL SELECT i.invoice_id FROM "intermediate"."int_stripe_invoices_latest" i '
+        "WHERE i.total_minor > i.amount_paid_minor AND (i.invoice_status = 'uncollectible' OR "
+        "(i.invoice_status = 'open' AND (i.created_at <= ? OR i.invoice_id IN (SELECT invoice_id FROM "
+        '"intermediate"."int_stripe_charges_latest" WHERE charge_status = \'failed\'))))',
         [dt.datetime(2026, 11, 2)])}
     with (daily.out_dir / "flash_at_risk.csv").open(newline="") as fh:
         assert {r["object_id"] for r in csv.DictReader(fh)} == at_risk
@@ -371,8 +373,10 @@ def test_page_loads_without_console_errors_and_shows_its_charts(built: dict[str,
 
 @world_test
 def test_invoices_at_risk_end_to_end(demo_world: Path, tmp_path: Path) -> None:
-    """The sample world has nothing at risk; on a copy, an open dispute, an open Stripe invoice
-    past its grace days and a failed charge on it come through the marts into the flash."""
+    """The sample world has nothing at risk; on a copy, an inquiry then an open dispute on one
+    charge, an open Stripe invoice past its grace days, a failed charge on it and its retry, and a
+    failed charge with no invoice come through the marts into the flash: the money at risk is
+    the disputed charge once and the invoice's amount due once."""
     from meterline.dbt import run_dbt
 
     world = copy_world(demo_world, tmp_path)
@@ -385,27 +389,37 @@ def test_invoices_at_risk_end_to_end(demo_world: Path, tmp_path: Path) -> None:
         account = c.fetchone('SELECT account_id FROM "marts"."dim_accounts" WHERE stripe_customer_id = ?',
                              [customer])[0]
         c.execute('INSERT INTO "raw"."stripe_disputes" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                  ["dp_test_inquiry", charge, amount, currency, "warning_needs_response", "fraudulent",
+                   dt.datetime(2026, 11, 1, 10), "{}", *stamp])
+        c.execute('INSERT INTO "raw"."stripe_disputes" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                   ["dp_test_open", charge, amount, currency, "needs_response", "fraudulent",
                    dt.datetime(2026, 11, 2, 10), "{}", *stamp])
         c.execute('INSERT INTO "raw"."stripe_invoices" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                   ["in_test_open", customer, account, "2026-09", currency, "open", 5000, 5000, 1000,
                    dt.datetime(2026, 11, 1, 3), "{}", *stamp])
-        c.execute('INSERT INTO "raw"."stripe_charges" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                  ["ch_test_failed", customer, "in_test_open", 4000, 0, currency, "failed", None,
-                   dt.datetime(2026, 11, 2, 9), "{}", *stamp])
+        for charge_id, invoice, at in (("ch_test_failed", "in_test_open", dt.datetime(2026, 11, 2, 9)),
+                                       ("ch_test_retry", "in_test_open", dt.datetime(2026, 11, 3, 9)),
+                                       ("ch_test_no_invoice", None, dt.datetime(2026, 11, 2, 11))):
+            c.execute('INSERT INTO "raw"."stripe_charges" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                      [charge_id, customer, invoice, 4000, 0, currency, "failed", None, at, "{}", *stamp])
     res = run_dbt(cfg, "build", extra=["--select", "fin_payment_events", "fin_payment_events_summary"])
     assert res.success, res.failures
     with connect(cfg.warehouse) as c:  # this process's dbt run has the file open read-write
         daily = build_report(c, cfg, "daily", LAST_NIGHT, tmp_path / "out", with_pdf=False)
     with (daily.out_dir / "flash_at_risk.csv").open(newline="") as fh:
-        shown = {r["object_id"]: (r["kind"], r["account_id"], r["currency"]) for r in csv.DictReader(fh)}
-    assert shown == {"dp_test_open": ("dispute", account, currency),
-                     "ch_test_failed": ("failed payment", account, currency),
-                     "in_test_open": ("unpaid invoice", account, currency)}
+        shown = {r["object_id"]: (r["kind"], r["account_id"], r["currency"], r["reason"])
+                 for r in csv.DictReader(fh)}
+    # the inquiry before the dispute, the failed charges and the one without an invoice are not
+    # more money at risk
+    assert shown == {"dp_test_open": ("dispute", account, currency, "open dispute"),
+                     "in_test_open": ("unpaid invoice", account, currency, "payment failed (2 failed attempts)")}
     f = daily.figures
     assert (f[f"at_risk.{currency}.dispute.amount"].value, f[f"at_risk.{currency}.dispute.count"].value) == (amount, 1)
-    assert f[f"at_risk.{currency}.failed_payment.amount"].value == 4000
-    assert f[f"at_risk.{currency}.unpaid_invoice.amount"].value == 5000 - 1000
+    assert not any(k.startswith(f"at_risk.{currency}.failed_payment.") for k in f)
+    assert (f[f"at_risk.{currency}.unpaid_invoice.amount"].value,
+            f[f"at_risk.{currency}.unpaid_invoice.count"].value) == (5000 - 1000, 1)
+    assert (f[f"at_risk.{currency}.total.amount"].value, f[f"at_risk.{currency}.total.count"].value) \
+        == (amount + 5000 - 1000, 2)
 
 
 # ----------------------------------------------------------------------------------- PDF and files
