@@ -47,10 +47,11 @@ MOVEMENTS = (
     ("churn", "churn"),
 )
 BUCKET_LABELS = {
-    "0_30": "0–30 days",
-    "31_60": "31–60 days",
-    "61_90": "61–90 days",
-    "91_plus": "over 90 days",
+    "current": "current (not yet due)",
+    "1_30": "1–30 days past due",
+    "31_60": "31–60 days past due",
+    "61_90": "61–90 days past due",
+    "91_plus": "over 90 days past due",
     "credit_balance": "credit balance (overpaid)",
 }
 EVENT_LABELS = {
@@ -640,7 +641,9 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
     aging = Section(
         id="aging", title=f"Receivables aging at {month_end}",
         intro=("Invoices still open at the end of the month: total less succeeded charges and credit "
-               "notes by then, aged from the invoice date (the billing period's last day)."),
+               "notes by then, aged by days past due. An invoice is dated its billing period's last day "
+               "and due the payment terms later (dbt var payment_terms_days, net 30 unless configured); "
+               "current: not yet due. Overpaid invoices are a credit balance, not aged."),
         charts=aging_charts,
         tables=[
             ReportTable(stem="pack_receivables_aging", title="Aging buckets",
@@ -649,16 +652,16 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
                         headers=["currency", "age", "invoices", "open amount"], rows=bucket_rows,
                         numeric=frozenset({"invoices", "open_amount"}), empty="no receivables"),
             ReportTable(stem="pack_open_invoices", title="Open invoices", mart="marts.fin_receivables_aging",
-                        columns=["invoice_id", "account_id", "period", "currency", "invoice_date", "total",
-                                 "collected", "credited", "open", "age_days", "bucket"],
-                        headers=["invoice", "account", "period", "currency", "dated", "total", "collected",
-                                 "credited", "open", "age (days)", "bucket"],
+                        columns=["invoice_id", "account_id", "period", "currency", "invoice_date", "due_date",
+                                 "total", "collected", "credited", "open", "days_past_due", "bucket"],
+                        headers=["invoice", "account", "period", "currency", "dated", "due", "total", "collected",
+                                 "credited", "open", "days past due", "bucket"],
                         rows=[[r["invoice_id"], r["account_id"], r["period"], r["currency"],
-                               _as_date(r["invoice_date"]), figs.money(r, r["total_minor"]),
+                               _as_date(r["invoice_date"]), _as_date(r["due_date"]), figs.money(r, r["total_minor"]),
                                figs.money(r, r["collected_minor"]), figs.money(r, r["credited_minor"]),
-                               figs.money(r, r["open_minor"]), r["age_days"], BUCKET_LABELS[r["aging_bucket"]]]
+                               figs.money(r, r["open_minor"]), r["days_past_due"], BUCKET_LABELS[r["aging_bucket"]]]
                               for r in open_invoices],
-                        numeric=frozenset({"total", "collected", "credited", "open", "age_days"}),
+                        numeric=frozenset({"total", "collected", "credited", "open", "days_past_due"}),
                         empty="no open invoices"),
         ])
 

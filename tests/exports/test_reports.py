@@ -301,10 +301,11 @@ def test_golden_month_end_pack(built: dict[str, Any], conn: Connection, demo_wor
         assert f[f"mrr.{cur}.opening"].value == 0
         assert f[f"mrr.{cur}.closing"].value == recurring[cur] == f[f"mrr.{cur}.carried_in"].value
         assert f[f"arr.{cur}.closing"].value == 12 * recurring[cur]
-        # nothing was paid by October's end (Stripe invoices are created on November 1)
-        assert f[f"aging.{cur}.0_30.open"].value == billed[cur]
-        assert f[f"aging.{cur}.0_30.invoices"].value == open_count[cur]
-        for bucket in ("31_60", "61_90", "91_plus", "credit_balance"):
+        # nothing was paid by October's end (Stripe invoices are created on November 1), and
+        # nothing is due yet (dated October 31, due net 30 on November 30)
+        assert f[f"aging.{cur}.current.open"].value == billed[cur]
+        assert f[f"aging.{cur}.current.invoices"].value == open_count[cur]
+        for bucket in ("1_30", "31_60", "61_90", "91_plus", "credit_balance"):
             assert f[f"aging.{cur}.{bucket}.open"].value == 0
     products = conn.fetchall(
         'SELECT currency, product, sum(revenue_minor) FROM "marts"."fct_revenue_daily" '

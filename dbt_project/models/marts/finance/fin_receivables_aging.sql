@@ -1,10 +1,12 @@
 -- Open receivables per invoice at the end of each complete billing month and of the latest
 -- report day (DECISIONLOG.md, "Receivables aging"): one row per snapshot day and invoice whose
 -- open amount is not 0. An invoice (fct_invoices, not void) is dated its billing period's last
--- day, like its journal entry; it is open for its total less the succeeded Stripe charges and
--- issued Stripe credit notes on the Stripe invoice of the same account and period, created by
--- the end of the snapshot day. Age = snapshot day - invoice date, in days; buckets 0_30, 31_60,
--- 61_90, 91_plus; an overpaid invoice (open < 0) is credit_balance.
+-- day, like its journal entry, and due var('payment_terms_days') days later; it is open for its
+-- total less the succeeded Stripe charges and issued Stripe credit notes on the Stripe invoice
+-- of the same account and period, created by the end of the snapshot day. Aged by days past
+-- due (snapshot day - due date, 0 until it is due): current (not yet due), 1_30, 31_60, 61_90,
+-- 91_plus; an overpaid invoice (open < 0) is credit_balance, not aged. age_days: days since the
+-- invoice date, for information.
 with
 
 calendar as (
@@ -30,23 +32,7 @@ credit_notes as (
     where credit_note_status <> 'void'
 ),
 
-latest_day as (
-    select max(report_day) as report_day
-    from calendar
-),
-
-snapshots as (
-    select
-        calendar.report_day as snapshot_day,
-        calendar.period as snapshot_period,
-        calendar.day_of_month = calendar.days_in_period as is_month_end,
-        calendar.report_day = latest_day.report_day as is_latest
-    from calendar
-    cross join latest_day
-    where
-        calendar.day_of_month = calendar.days_in_period
-        or calendar.report_day = latest_day.report_day
-),
+{{ aging_snapshot_ctes('calendar') }},
 
 dated_invoices as (
     select
@@ -55,7 +41,8 @@ dated_invoices as (
         period,
         currency,
         total_minor,
-        cast({{ dbt.dateadd('day', -1, 'period_end') }} as date) as invoice_date
+        {{ invoice_date_of('period_end') }} as invoice_date,
+        {{ due_date_of(invoice_date_of('period_end')) }} as due_date
     from invoices
 ),
 
@@ -92,6 +79,7 @@ positions as (
         dated_invoices.period,
         dated_invoices.currency,
         dated_invoices.invoice_date,
+        dated_invoices.due_date,
         dated_invoices.total_minor,
         coalesce(sum(settlements.amount_minor), 0) as collected_minor,
         coalesce(sum(settlements.credited_minor), 0) as credited_minor
@@ -113,6 +101,7 @@ positions as (
         dated_invoices.period,
         dated_invoices.currency,
         dated_invoices.invoice_date,
+        dated_invoices.due_date,
         dated_invoices.total_minor
 ),
 
@@ -120,7 +109,11 @@ aged as (
     select
         positions.*,
         positions.total_minor - positions.collected_minor - positions.credited_minor as open_minor,
-        {{ dbt.datediff('positions.invoice_date', 'positions.snapshot_day', 'day') }} as age_days  -- noqa: LT05
+        {{ dbt.datediff('positions.invoice_date', 'positions.snapshot_day', 'day') }} as age_days,  -- noqa: LT05
+        case
+            when positions.snapshot_day <= positions.due_date then 0
+            else {{ dbt.datediff('positions.due_date', 'positions.snapshot_day', 'day') }}  -- noqa: LT05
+        end as days_past_due
     from positions
 )
 
@@ -135,16 +128,19 @@ select
     period,
     currency,
     invoice_date,
+    due_date,
     cast(total_minor as {{ dbt.type_bigint() }}) as total_minor,
     cast(collected_minor as {{ dbt.type_bigint() }}) as collected_minor,
     cast(credited_minor as {{ dbt.type_bigint() }}) as credited_minor,
     cast(open_minor as {{ dbt.type_bigint() }}) as open_minor,
     cast(age_days as {{ dbt.type_bigint() }}) as age_days,
+    cast(days_past_due as {{ dbt.type_bigint() }}) as days_past_due,
     case
         when open_minor < 0 then 'credit_balance'
-        when age_days <= 30 then '0_30'
-        when age_days <= 60 then '31_60'
-        when age_days <= 90 then '61_90'
+        when days_past_due = 0 then 'current'
+        when days_past_due <= 30 then '1_30'
+        when days_past_due <= 60 then '31_60'
+        when days_past_due <= 90 then '61_90'
         else '91_plus'
     end as aging_bucket
 from aged

@@ -1,8 +1,9 @@
 -- Receivables aging per snapshot day, currency and bucket (from fin_receivables_aging): invoice
 -- count and open amount, every bucket present (0 when empty) for each currency with an invoice
 -- dated by the snapshot day, so tables and charts keep their shape. Snapshot days as in
--- fin_receivables_aging: each complete billing month's last day and the latest report day.
--- bucket_order: 0_30, 31_60, 61_90, 91_plus, credit_balance (overpaid invoices, negative).
+-- fin_receivables_aging (macro aging_snapshot_ctes): each complete billing month's last day and
+-- the latest report day. bucket_order (the buckets of fin_receivables_aging): current (not yet due), 1_30, 31_60,
+-- 61_90, 91_plus days past due, credit_balance (overpaid invoices, negative).
 with
 
 calendar as (
@@ -18,52 +19,40 @@ invoices as (
     where state <> 'void'
 ),
 
-latest_day as (
-    select max(report_day) as report_day
-    from calendar
-),
-
-snapshots as (
-    select
-        calendar.report_day as snapshot_day,
-        calendar.period as snapshot_period,
-        calendar.day_of_month = calendar.days_in_period as is_month_end,
-        calendar.report_day = latest_day.report_day as is_latest
-    from calendar
-    cross join latest_day
-    where
-        calendar.day_of_month = calendar.days_in_period
-        or calendar.report_day = latest_day.report_day
-),
+{{ aging_snapshot_ctes('calendar') }},
 
 currencies as (
     select
         currency,
-        min(cast({{ dbt.dateadd('day', -1, 'period_end') }} as date)) as first_invoice_date
+        min({{ invoice_date_of('period_end') }}) as first_invoice_date
     from invoices
     group by currency
 ),
 
 buckets as (
     select
-        '0_30' as aging_bucket,
+        'current' as aging_bucket,
         1 as bucket_order
     union all
     select
-        '31_60' as aging_bucket,
+        '1_30' as aging_bucket,
         2 as bucket_order
     union all
     select
-        '61_90' as aging_bucket,
+        '31_60' as aging_bucket,
         3 as bucket_order
     union all
     select
-        '91_plus' as aging_bucket,
+        '61_90' as aging_bucket,
         4 as bucket_order
     union all
     select
-        'credit_balance' as aging_bucket,
+        '91_plus' as aging_bucket,
         5 as bucket_order
+    union all
+    select
+        'credit_balance' as aging_bucket,
+        6 as bucket_order
 ),
 
 totals as (
