@@ -555,8 +555,11 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
         intro=("MRR: what each account's invoice for the month bills on recurring lines (base fees, "
                "usage, reserved volume, commitment true-ups, contractual discounts); credits drawn, "
                "adjustments for earlier months, refunds and credit notes are not MRR. ARR = 12 × MRR. "
-               "Movements against the previous month; in the warehouse's first month an account's MRR "
-               "is carried in (new only when its first subscription starts that month)."),
+               "Movements against the previous month. New: an account's first MRR, subscribed (in that "
+               "currency) since the warehouse's first month; reactivation: MRR again after 0, or an "
+               "account subscribed before that paying again; in the warehouse's first month an older "
+               "account's MRR is carried in. MRR is what the invoice bills: a mid-month start shows its "
+               "prorated fee, and the full fee the month after as expansion."),
         charts=mrr_charts,
         tables=[
             ReportTable(stem="pack_mrr_bridge", title="MRR bridge", mart="marts.fin_mrr_bridge",

@@ -4,13 +4,18 @@
 -- reserved volume, commitment true-ups and contractual discounts. Not MRR: credits drawn (how an
 -- invoice is paid, or one-off goodwill), adjustment lines (corrections of earlier months),
 -- refunds, credit notes, breakage; void invoices. Negative amounts count as 0. ARR = 12 x MRR.
--- Movement, against the previous month's MRR (prev):
---   carried_in    the warehouse's first month: the account already had MRR before it
---   new           MRR > 0, prev = 0 and never any MRR before (or its first subscription starts
---                 in the warehouse's first month)
---   reactivation  MRR > 0, prev = 0, MRR > 0 in some earlier month
+-- Movement, against the previous month's MRR (prev). "Subscribed in the warehouse": the
+-- account's first subscription on a plan in the currency starts in the warehouse's first month
+-- or later (checked every month, per account and currency):
+--   carried_in    the warehouse's first month, MRR > 0, not subscribed in the warehouse: the
+--                 account already had MRR before it (its history is unknown)
+--   new           MRR > 0, prev = 0, never any MRR before, subscribed in the warehouse
+--   reactivation  MRR > 0, prev = 0, and MRR > 0 in some earlier month, or never any MRR in the
+--                 warehouse but subscribed before it (an existing customer paying again)
 --   expansion     MRR > prev > 0;  contraction  prev > MRR > 0;  unchanged  MRR = prev > 0
 --   churn         MRR = 0 < prev
+-- MRR is what the invoice bills, so a subscription starting mid-month shows its prorated fee
+-- (new), and the step to the full fee the next month is expansion (DECISIONLOG.md, "MRR").
 -- movement_minor is the change it contributes: opening (prev, 0 in the first month) +
 -- movement = closing (MRR), per row and so per currency (fin_mrr_bridge).
 -- Months: complete billing months only (a month in progress would read as contraction).
@@ -30,6 +35,10 @@ lines as (
 
 subscriptions as (
     select * from {{ ref('int_billing_subscriptions_snapshot') }}
+),
+
+plans as (
+    select * from {{ ref('int_billing_plans_snapshot') }}
 ),
 
 months as (
@@ -67,10 +76,13 @@ account_currencies as (
 
 first_subscriptions as (
     select
-        account_id,
-        {{ format_period('min(started_at)') }} as first_subscription_period
+        subscriptions.account_id,
+        plans.currency,
+        {{ format_period('min(subscriptions.started_at)') }} as first_subscription_period
     from subscriptions
-    group by account_id
+    inner join plans
+        on subscriptions.plan_id = plans.plan_id
+    group by subscriptions.account_id, plans.currency
 ),
 
 grid as (
@@ -106,28 +118,38 @@ history as (
     from grid
 ),
 
-classified as (
+subscribed as (
     select
         history.*,
-        case
-            when
-                history.mrr_minor > 0 and history.period = first_month.period
-                and first_subscriptions.first_subscription_period = history.period
-                then 'new'
-            when history.mrr_minor > 0 and history.period = first_month.period then 'carried_in'
-            when history.mrr_minor > 0 and history.prev_mrr_minor = 0 and history.had_earlier_mrr
-                then 'reactivation'
-            when history.mrr_minor > 0 and history.prev_mrr_minor = 0 then 'new'
-            when history.mrr_minor > history.prev_mrr_minor and history.mrr_minor > 0 then 'expansion'
-            when history.mrr_minor < history.prev_mrr_minor and history.mrr_minor > 0 then 'contraction'
-            when history.mrr_minor > 0 then 'unchanged'
-            when history.prev_mrr_minor > 0 then 'churn'
-            else 'none'
-        end as movement
+        first_month.period as first_month_period,
+        coalesce(first_subscriptions.first_subscription_period >= first_month.period, false)
+            as is_subscribed_in_warehouse
     from history
     cross join first_month
     left join first_subscriptions
-        on history.account_id = first_subscriptions.account_id
+        on
+            history.account_id = first_subscriptions.account_id
+            and history.currency = first_subscriptions.currency
+),
+
+classified as (
+    select
+        subscribed.*,
+        case
+            when subscribed.mrr_minor > 0 and subscribed.period = subscribed.first_month_period
+                then case when subscribed.is_subscribed_in_warehouse then 'new' else 'carried_in' end
+            when
+                subscribed.mrr_minor > 0 and subscribed.prev_mrr_minor = 0
+                and (subscribed.had_earlier_mrr or not subscribed.is_subscribed_in_warehouse)
+                then 'reactivation'
+            when subscribed.mrr_minor > 0 and subscribed.prev_mrr_minor = 0 then 'new'
+            when subscribed.mrr_minor > subscribed.prev_mrr_minor and subscribed.mrr_minor > 0 then 'expansion'
+            when subscribed.mrr_minor < subscribed.prev_mrr_minor and subscribed.mrr_minor > 0 then 'contraction'
+            when subscribed.mrr_minor > 0 then 'unchanged'
+            when subscribed.prev_mrr_minor > 0 then 'churn'
+            else 'none'
+        end as movement
+    from subscribed
 )
 
 select
