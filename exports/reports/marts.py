@@ -735,9 +735,10 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
     recon = Section(
         id="reconciliation", title=f"Reconciliation of {period}",
         intro=(f"The latest reconciliation (as of {recon_as_of:%Y-%m-%d %H:%M} UTC) for rows of {period} "
-               "(its periods and days): how many compared rows have each status, and the findings. "
-               "Checks about objects or sources (payments, balance transactions, freshness, row counts) "
-               "are in the daily flash."),
+               "(its periods and days, and the payments and balance transactions whose Stripe charge, "
+               "refund or payout was created in it): how many compared rows have each status, and the "
+               "findings. Checks about sources (freshness, row counts, completeness) are in the daily "
+               "flash."),
         charts=recon_charts,
         tables=[
             ReportTable(stem="pack_reconciliation_status", title="Rows and findings by check and status",

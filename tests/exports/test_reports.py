@@ -317,10 +317,17 @@ def test_golden_month_end_pack(built: dict[str, Any], conn: Connection, demo_wor
         'SELECT currency, sum(revenue_minor) FROM "marts"."fct_revenue_daily" WHERE accounting_period = ? '
         "GROUP BY currency", [PERIOD]))
     assert {c: f[f"revenue.{c}.total"].value for c in totals} == totals
-    # October's reconciliation: findings per check and status = rec_findings of October's periods and days
+    # October's reconciliation: findings per check and status = rec_findings of October's periods
+    # and days, and of the payments and balance transactions whose Stripe object was created in it
+    october = [dt.datetime(2026, 10, 1), dt.datetime(2026, 11, 1)]
     findings = Counter((c, s) for c, s in conn.fetchall(
-        "SELECT check_name, status FROM \"marts\".\"rec_findings\" WHERE period = ? OR day LIKE ?",
-        [PERIOD, f"{PERIOD}-%"]))
+        "SELECT check_name, status FROM \"marts\".\"rec_findings\" WHERE period = ? OR day LIKE ? "
+        "OR (check_name IN ('payments', 'balance_transactions') AND object_id IN ("
+        'SELECT charge_id FROM "intermediate"."int_stripe_charges_latest" WHERE created_at >= ? AND created_at < ? '
+        'UNION ALL SELECT refund_id FROM "intermediate"."int_stripe_refunds_latest" '
+        "WHERE created_at >= ? AND created_at < ? "
+        'UNION ALL SELECT payout_id FROM "staging"."stg_stripe__payouts" WHERE created_at >= ? AND created_at < ?))',
+        [PERIOD, f"{PERIOD}-%", *october, *october, *october]))
     shown = {tuple(k.split(".")[1:3]): fig.value for k, fig in f.items()
              if k.startswith("recon.") and k.endswith(".findings") and fig.value}
     assert shown == dict(findings) and len(findings) >= 5

@@ -2,9 +2,11 @@
 -- and status: how many rows were compared (rec_* rows of every status, OK ones included) and
 -- how many are findings (fin_reconciliation_findings: not OK, plus quarantined rows). Scope
 -- 'all' is the whole run; scope 'month' (scope_period 'YYYY-MM') counts the rows and findings
--- of that billing month: a period's, or a day's within it. Rows without a period or day
--- (payments, balance transactions, freshness, row counts) are in scope 'all' only. A
--- usage_period row that a finer finding already reports is compared but not a finding again.
+-- of that billing month: a period's, a day's within it, or, for payments and balance
+-- transactions, the month their Stripe object (charge, refund, payout) was created in (macro
+-- stripe_object_periods). Rows about a source (freshness, row counts, completeness) are in scope
+-- 'all' only. A usage_period row that a finer finding already reports is compared but not a
+-- finding again.
 with
 
 as_of as (
@@ -13,6 +15,10 @@ as_of as (
 
 findings as (
     select * from {{ ref('fin_reconciliation_findings') }}
+),
+
+object_periods as (
+    {{ stripe_object_periods() }}
 ),
 
 compared as (
@@ -48,15 +54,19 @@ compared as (
     union all
     select
         'payments' as check_name,
-        cast(null as {{ dbt.type_string() }}) as scope_period,
-        status
-    from {{ ref('rec_payments') }}
+        object_periods.created_period as scope_period,
+        rec_payments.status
+    from {{ ref('rec_payments') }} as rec_payments
+    left join object_periods
+        on rec_payments.object_id = object_periods.object_id
     union all
     select
         'balance_transactions' as check_name,
-        cast(null as {{ dbt.type_string() }}) as scope_period,
-        status
-    from {{ ref('rec_balance_transactions') }}
+        object_periods.created_period as scope_period,
+        rec_balance_transactions.status
+    from {{ ref('rec_balance_transactions') }} as rec_balance_transactions
+    left join object_periods
+        on rec_balance_transactions.object_id = object_periods.object_id
 ),
 
 rows_and_findings as (
