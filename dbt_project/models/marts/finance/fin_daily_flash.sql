@@ -10,7 +10,8 @@
 --              negative, catch-ups on the day they are booked)
 -- From the general journal, so a locked month shows what was frozen at its close. Catch-up
 -- entries (late data about a locked month) are not billings or collections of their day.
--- prev_mtd is NULL when there is no previous month; change_bps is NULL when it is NULL or 0.
+-- prev_mtd is NULL when there is no previous month; change_bps (macro signed_bps) is NULL
+-- when it is NULL or 0.
 with
 
 calendar as (
@@ -142,20 +143,6 @@ compared as (
             to_date.currency = previous_month.currency
             and to_date.compare_period = previous_month.period
             and to_date.compare_day_of_month = previous_month.day_of_month
-),
-
-gaps as (
-    select
-        compared.*,
-        abs(compared.billed_mtd_minor - compared.billed_prev_mtd_minor) as billed_gap,
-        abs(compared.billed_prev_mtd_minor) as billed_base,
-        abs(compared.collected_mtd_minor - compared.collected_prev_mtd_minor) as collected_gap,
-        abs(compared.collected_prev_mtd_minor) as collected_base,
-        abs(compared.refunded_mtd_minor - compared.refunded_prev_mtd_minor) as refunded_gap,
-        abs(compared.refunded_prev_mtd_minor) as refunded_base,
-        abs(compared.revenue_mtd_minor - compared.revenue_prev_mtd_minor) as revenue_gap,
-        abs(compared.revenue_prev_mtd_minor) as revenue_base
-    from compared
 )
 
 select
@@ -170,37 +157,21 @@ select
     cast(billed_day_minor as {{ dbt.type_bigint() }}) as billed_day_minor,
     cast(billed_mtd_minor as {{ dbt.type_bigint() }}) as billed_mtd_minor,
     cast(billed_prev_mtd_minor as {{ dbt.type_bigint() }}) as billed_prev_mtd_minor,
-    case
-        when billed_prev_mtd_minor is null or billed_prev_mtd_minor = 0 then null
-        when billed_mtd_minor < billed_prev_mtd_minor
-            then -{{ round_div('billed_gap * 10000', 'billed_base') }}
-        else {{ round_div('billed_gap * 10000', 'billed_base') }}
-    end as billed_change_bps,
+    {{ signed_bps('billed_mtd_minor - billed_prev_mtd_minor', 'billed_prev_mtd_minor') }}
+        as billed_change_bps,
     cast(collected_day_minor as {{ dbt.type_bigint() }}) as collected_day_minor,
     cast(collected_mtd_minor as {{ dbt.type_bigint() }}) as collected_mtd_minor,
     cast(collected_prev_mtd_minor as {{ dbt.type_bigint() }}) as collected_prev_mtd_minor,
-    case
-        when collected_prev_mtd_minor is null or collected_prev_mtd_minor = 0 then null
-        when collected_mtd_minor < collected_prev_mtd_minor
-            then -{{ round_div('collected_gap * 10000', 'collected_base') }}
-        else {{ round_div('collected_gap * 10000', 'collected_base') }}
-    end as collected_change_bps,
+    {{ signed_bps('collected_mtd_minor - collected_prev_mtd_minor', 'collected_prev_mtd_minor') }}
+        as collected_change_bps,
     cast(refunded_day_minor as {{ dbt.type_bigint() }}) as refunded_day_minor,
     cast(refunded_mtd_minor as {{ dbt.type_bigint() }}) as refunded_mtd_minor,
     cast(refunded_prev_mtd_minor as {{ dbt.type_bigint() }}) as refunded_prev_mtd_minor,
-    case
-        when refunded_prev_mtd_minor is null or refunded_prev_mtd_minor = 0 then null
-        when refunded_mtd_minor < refunded_prev_mtd_minor
-            then -{{ round_div('refunded_gap * 10000', 'refunded_base') }}
-        else {{ round_div('refunded_gap * 10000', 'refunded_base') }}
-    end as refunded_change_bps,
+    {{ signed_bps('refunded_mtd_minor - refunded_prev_mtd_minor', 'refunded_prev_mtd_minor') }}
+        as refunded_change_bps,
     cast(revenue_day_minor as {{ dbt.type_bigint() }}) as revenue_day_minor,
     cast(revenue_mtd_minor as {{ dbt.type_bigint() }}) as revenue_mtd_minor,
     cast(revenue_prev_mtd_minor as {{ dbt.type_bigint() }}) as revenue_prev_mtd_minor,
-    case
-        when revenue_prev_mtd_minor is null or revenue_prev_mtd_minor = 0 then null
-        when revenue_mtd_minor < revenue_prev_mtd_minor
-            then -{{ round_div('revenue_gap * 10000', 'revenue_base') }}
-        else {{ round_div('revenue_gap * 10000', 'revenue_base') }}
-    end as revenue_change_bps
-from gaps
+    {{ signed_bps('revenue_mtd_minor - revenue_prev_mtd_minor', 'revenue_prev_mtd_minor') }}
+        as revenue_change_bps
+from compared

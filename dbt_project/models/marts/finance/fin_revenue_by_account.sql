@@ -71,10 +71,8 @@ select
     cast(with_totals.billed_minor as {{ dbt.type_bigint() }}) as billed_minor,
     cast(with_totals.period_total_minor as {{ dbt.type_bigint() }}) as period_total_minor,
     case
-        when with_totals.period_total_minor <= 0 then null
-        when with_totals.revenue_minor < 0
-            then -{{ round_div('-with_totals.revenue_minor * 10000', 'with_totals.period_total_minor') }}
-        else {{ round_div('with_totals.revenue_minor * 10000', 'with_totals.period_total_minor') }}
+        when with_totals.period_total_minor > 0
+            then {{ signed_bps('with_totals.revenue_minor', 'with_totals.period_total_minor') }}
     end as share_bps,
     cast(with_totals.account_rank as {{ dbt.type_bigint() }}) as account_rank
 from with_totals

@@ -42,9 +42,7 @@ select
     cast(catchup_minor as {{ dbt.type_bigint() }}) as catchup_minor,
     cast(period_total_minor as {{ dbt.type_bigint() }}) as period_total_minor,
     case
-        when period_total_minor <= 0 then null
-        when revenue_minor < 0 then -{{ round_div('-revenue_minor * 10000', 'period_total_minor') }}
-        else {{ round_div('revenue_minor * 10000', 'period_total_minor') }}
+        when period_total_minor > 0 then {{ signed_bps('revenue_minor', 'period_total_minor') }}
     end as share_bps,
     cast(product_rank as {{ dbt.type_bigint() }}) as product_rank
 from with_totals

@@ -82,12 +82,8 @@ select
     windows.last_7d_quantity,
     windows.prior_7d_quantity,
     windows.day_number >= 14 as has_full_trend,
-    {%- set diff = '(windows.last_7d_quantity - windows.prior_7d_quantity)' %}
-    case
-        when windows.prior_7d_quantity = 0 then null
-        when {{ diff }} < 0 then -{{ round_div('abs' ~ diff ~ ' * 10000', 'windows.prior_7d_quantity') }}
-        else {{ round_div('abs' ~ diff ~ ' * 10000', 'windows.prior_7d_quantity') }}
-    end as trend_bps
+    {{ signed_bps('windows.last_7d_quantity - windows.prior_7d_quantity', 'windows.prior_7d_quantity') }}
+        as trend_bps
 from windows
 left join categories
     on windows.category = categories.category
