@@ -12,7 +12,9 @@ day before D, as Airflow infers a manual run's data interval.
 - **extract_*** (in parallel, retried with exponential backoff): one source's interval, staged as
   Arrow files under `pipeline.state_dir/extracts/D/`; the warehouse is not touched.
 - **load**: the three staged extracts into `raw.*`, one batch and transaction per source,
-  metering last; a batch identical to the interval's loaded one is skipped.
+  metering last; a batch identical to the interval's loaded one is skipped. Nothing staged while
+  the night's three batches are loaded (a retry after the staged files were removed, a cleared
+  `load`) succeeds changing nothing (`already_loaded`).
 - **dbt_build**: every model and data test (dbt's own runner, in-process: see DECISIONLOG.md).
 - **reconcile**: the Great Expectations checkpoint over the reconciliation marts, recorded.
 - **alert**: engineers' alerts for that reconciliation; fails (not retried) when a check

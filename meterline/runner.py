@@ -665,15 +665,39 @@ def _staged(cfg: Config, source: str, day: dt.date) -> tuple[dt.datetime, dict[s
     return dt.datetime.fromisoformat(manifest["extracted_at"]), tables
 
 
+def _loaded_batches(conn: Any, start: dt.datetime, end: dt.datetime) -> dict[str, dict[str, Any]]:
+    """The night's loaded batch of each nightly source (batch id and row count)."""
+    rows = conn.fetch_dicts(
+        f"SELECT source, batch_id, row_count FROM {qualified('raw', 'batch_ledger')} "
+        "WHERE status = 'loaded' AND interval_start = ? AND interval_end = ? ORDER BY source",
+        [start, end])
+    return {r["source"]: r for r in rows if r["source"] in NIGHTLY_SOURCES}
+
+
 @exclusive_run("load")
 def load_extracts(cfg: Config, day: dt.date, progress: Progress = _stderr) -> list[dict[str, Any]]:
     """Load the night's three staged extracts into `raw.*`, as `ingest_days` loads them: one
     batch and transaction per source, metering last, identical batches skipped. The staged
-    files are removed once every source is loaded."""
+    files are removed once every source is loaded.
+
+    Nothing staged while the night's three batches are loaded (a retry after the staged files
+    were removed, a cleared `load` task) is a success that changes nothing: every source comes
+    back with the action `already_loaded` and its loaded batch. A partly staged night refuses,
+    naming the source whose extract is missing."""
     from ingest.load import ensure_raw, load_batch
 
     start = dt.datetime.combine(day, dt.time())
     end = start + dt.timedelta(days=1)
+    if not any((extract_dir(cfg, day, source) / EXTRACT_MANIFEST).is_file() for source in LOAD_ORDER):
+        with connect(cfg.warehouse) as conn:
+            ensure_raw(conn)
+            loaded = _loaded_batches(conn, start, end)
+        if len(loaded) == len(LOAD_ORDER):
+            out = [{"source": s, "day": day.isoformat(), "batch_id": loaded[s]["batch_id"],
+                    "rows": int(loaded[s]["row_count"]), "action": "already_loaded"} for s in LOAD_ORDER]
+            progress(f"load {day}: nothing staged and the night's three batches are already loaded: "
+                     "nothing to do (rerun the extract tasks to extract the night again)")
+            return out
     staged = {source: _staged(cfg, source, day) for source in LOAD_ORDER}  # all there, or nothing
     options = {"max_quarantine_share": cfg.get("pipeline", "quarantine_max_share"),
                "chunk_rows": cfg.get("pipeline", "chunk_rows")}

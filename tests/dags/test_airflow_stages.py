@@ -83,15 +83,29 @@ def test_staged_extract_and_load_equal_the_cli_ingest(tmp_path: Path) -> None:
     cli, dag = _config(world, "cli"), _config(world, "dag")
     ingest_days(cli, days, lambda _m: None)
 
+    first_load = {}
     for day in days:
         extracted = {s: extract_source(dag, s, day, lambda _m: None) for s in ("stripe", "billing", "metering")}
         assert extracted["metering"]["rows"]["metering_usage_hourly"] > 0
         assert (extract_dir(dag, day, "metering") / "extract.json").is_file()
-        loaded = load_extracts(dag, day, lambda _m: None)
+        loaded = first_load[day] = load_extracts(dag, day, lambda _m: None)
         assert [b["source"] for b in loaded] == ["billing", "stripe", "metering"]  # metering last
         assert {b["action"] for b in loaded} == {"loaded"}
         assert not extract_dir(dag, day).exists()  # staged files removed once loaded
     assert _raw(dag) == _raw(cli)  # same rows, quarantine and batch checksums as the CLI's ingest
+
+    # `load` again with its staged files gone (a retry after they were removed, a cleared task):
+    # the night's three batches are loaded, so it succeeds, says so, and writes nothing
+    before = _raw(dag)
+    said: list[str] = []
+    again = load_extracts(dag, days[0], said.append)
+    assert [(b["source"], b["action"]) for b in again] == [
+        ("billing", "already_loaded"), ("stripe", "already_loaded"), ("metering", "already_loaded")]
+    assert [(b["batch_id"], b["rows"]) for b in again] == [(b["batch_id"], b["rows"]) for b in first_load[days[0]]]
+    assert "already loaded" in said[-1] and _raw(dag) == before
+    # ... but a night never loaded, with nothing staged, refuses as before
+    with pytest.raises(StageError, match="billing source: no staged extract for 2026-10-03"):
+        load_extracts(dag, dt.date(2026, 10, 3), lambda _m: None)
 
     # a rerun of a night: extracted again, every batch identical, nothing written
     before = _raw(dag)
