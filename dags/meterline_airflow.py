@@ -88,19 +88,79 @@ def _connection(conn_id: str) -> Any:
         return None
 
 
+#: Extras of the `meterline_warehouse` connection passed on to libpq, as its environment
+#: variables: meterline's PostgreSQL URL takes no query parameters (meterline.config reads host,
+#: port, user, password and database only), and psycopg (meterline) and psycopg2 (dbt-postgres)
+#: both read these when a connection does not name them. Other extras are ignored, with a warning.
+LIBPQ_EXTRAS = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "options": "PGOPTIONS",
+}
+#: Characters a login may have to travel inside the URL: meterline.config reads the URL's parts
+#: as they are, without percent-decoding, so a login with anything else goes as PGUSER.
+_URL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~")
+
+
+def warehouse_env(conn: Any) -> dict[str, str]:
+    """The environment a postgres connection gives meterline: METERLINE_WAREHOUSE =
+    `postgresql://[login@]host:port/database`, and libpq variables for what the URL cannot carry
+    as meterline reads it: the password (PGPASSWORD: never in the URL, it would travel with it),
+    a login with characters a URL would have to percent-encode (PGUSER), TLS and server options
+    from the connection's extra (LIBPQ_EXTRAS). Refuses what no URL can say to meterline."""
+    from urllib.parse import urlsplit
+
+    if conn.conn_type not in ("postgres", "postgresql"):
+        raise ValueError(f"connection meterline_warehouse has type {conn.conn_type!r}: a postgres "
+                         "connection is expected (a DuckDB warehouse is a path: meterline.toml)")
+    env: dict[str, str] = {}
+    host = (conn.host or "localhost").strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    netloc_host = f"[{host}]" if ":" in host else host  # an IPv6 address
+    database = conn.schema or "postgres"
+    port = int(conn.port or 5432)
+    login = conn.login or ""
+    user = ""
+    if login and set(login) <= _URL_SAFE:
+        user = f"{login}@"
+    elif login:
+        env["PGUSER"] = login
+    url = f"postgresql://{user}{netloc_host}:{port}/{database}"
+    # what meterline.config will read back from it, part by part (it does not percent-decode)
+    parts = urlsplit(url)
+    try:
+        read_back = (parts.hostname, parts.port, parts.path.lstrip("/"), parts.query, parts.fragment)
+    except ValueError:
+        read_back = None
+    if read_back != (host.lower(), port, database, "", ""):
+        raise ValueError(
+            "connection meterline_warehouse: its host and database must be a host name or address "
+            "and a database name without '?', '#' or a port-like ':' (a socket directory as host "
+            "is not supported): meterline reads the warehouse as a postgresql:// URL")
+    env["METERLINE_WAREHOUSE"] = url
+    if conn.password:
+        env["PGPASSWORD"] = conn.password
+    extra = conn.extra_dejson or {}
+    for key, value in extra.items():
+        if key in LIBPQ_EXTRAS and value not in (None, ""):
+            env[LIBPQ_EXTRAS[key]] = str(value)
+        else:
+            log.warning("connection meterline_warehouse: extra %r is not used by meterline "
+                        "(supported: %s)", key, ", ".join(LIBPQ_EXTRAS))
+    return env
+
+
 def connection_env() -> dict[str, str]:
     """The environment variables meterline's configuration takes from the Airflow connections
     that are defined (secrets are masked by Airflow when a connection is read)."""
     env: dict[str, str] = {}
     wh = _connection("meterline_warehouse")
     if wh is not None:
-        if wh.conn_type not in ("postgres", "postgresql"):
-            raise ValueError(f"connection meterline_warehouse has type {wh.conn_type!r}: a postgres "
-                             "connection is expected (a DuckDB warehouse is a path: meterline.toml)")
-        user = f"{wh.login}@" if wh.login else ""
-        env["METERLINE_WAREHOUSE"] = f"postgresql://{user}{wh.host or 'localhost'}:{wh.port or 5432}/{wh.schema or 'postgres'}"
-        if wh.password:
-            env["PGPASSWORD"] = wh.password  # never in the URL: it would travel with it
+        env.update(warehouse_env(wh))
     for conn_id, name in _PASSWORD_ENV.items():
         conn = _connection(conn_id)
         if conn is not None and conn.password:

@@ -5,16 +5,19 @@ connections, and the failure callback's message on an alert channel."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
+import logging
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from dag_helpers import DAGS, airflow_env, make_world, webhook
 
-from meterline.config import load_config
+from meterline.config import load_config, parse_db_url
 from meterline.errors import IntervalError, StageError
 from meterline.runner import (
     extract_dir,
@@ -186,3 +189,76 @@ print("RESULT:" + json.dumps({{"env": env, "url": cfg.warehouse.url, "password":
     out = json.loads(next(x for x in res.stdout.splitlines() if x.startswith("RESULT:"))[7:])
     assert out["env"] == {} and out["stripe"] == "sk_test_from_the_environment"
     assert out["url"] == "duckdb:///wh.duckdb"
+
+
+@pytest.fixture
+def airflow_helpers(monkeypatch: pytest.MonkeyPatch):
+    """dags/meterline_airflow.py imported here (the standard library and pendulum: no Airflow)."""
+    monkeypatch.syspath_prepend(str(DAGS))
+    monkeypatch.delenv("METERLINE_END_DATE", raising=False)
+    sys.modules.pop("meterline_airflow", None)
+    yield importlib.import_module("meterline_airflow")
+    sys.modules.pop("meterline_airflow", None)
+
+
+def _pg(**kw):
+    """A stand-in for an Airflow postgres connection (Connection's attributes that are read)."""
+    return SimpleNamespace(**{"conn_type": "postgres", "login": None, "password": None, "host": None,
+                              "port": None, "schema": None, "extra_dejson": {}, **kw})
+
+
+def _as_meterline_reads_it(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    for name in ("PGUSER", "PGPASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return parse_db_url(env["METERLINE_WAREHOUSE"], Path("."), "METERLINE_WAREHOUSE")
+
+
+@pytest.mark.parametrize(("conn", "url", "user", "host", "port", "dbname"), [
+    (_pg(login="wh_user", host="db.example", port=6543, schema="warehouse"),
+     "postgresql://wh_user@db.example:6543/warehouse", "wh_user", "db.example", 6543, "warehouse"),
+    # a login a URL would have to percent-encode: meterline does not decode URLs, so it goes as PGUSER
+    (_pg(login="etl@corp:a/b%", host="db.example", schema="warehouse"),
+     "postgresql://db.example:5432/warehouse", "etl@corp:a/b%", "db.example", 5432, "warehouse"),
+    (_pg(login="Ünïcode user", host="db.example", schema="wh"),
+     "postgresql://db.example:5432/wh", "Ünïcode user", "db.example", 5432, "wh"),
+    # an IPv6 address, bracketed or not; a database name read as it is (spaces, %, /)
+    (_pg(login="u", host="::1", schema="billing db%20/x"),
+     "postgresql://u@[::1]:5432/billing db%20/x", "u", "::1", 5432, "billing db%20/x"),
+    (_pg(host="[fd00::5]", port=5433), "postgresql://[fd00::5]:5433/postgres", "", "fd00::5", 5433, "postgres"),
+    (_pg(), "postgresql://localhost:5432/postgres", "", "localhost", 5432, "postgres"),
+])
+def test_warehouse_connection_to_what_meterline_reads(airflow_helpers, monkeypatch: pytest.MonkeyPatch,
+                                                      conn, url, user, host, port, dbname) -> None:
+    env = airflow_helpers.warehouse_env(conn)
+    assert env["METERLINE_WAREHOUSE"] == url
+    target = _as_meterline_reads_it(env, monkeypatch)
+    assert (target.user, target.host, target.port, target.dbname) == (user, host, port, dbname)
+    assert target.libpq_kwargs()["dbname"] == dbname
+
+
+def test_warehouse_connection_password_and_extras(airflow_helpers, monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    conn = _pg(login="wh", password="p@ss:/w?rd#", host="db.example", schema="wh", extra_dejson={
+        "sslmode": "verify-full", "sslrootcert": "/etc/ssl/wh-ca.pem", "options": "-c statement_timeout=0",
+        "sslcert": "", "cursor": "dictcursor"})
+    with caplog.at_level(logging.WARNING, logger="meterline.airflow"):
+        env = airflow_helpers.warehouse_env(conn)
+    assert env == {"METERLINE_WAREHOUSE": "postgresql://wh@db.example:5432/wh", "PGPASSWORD": "p@ss:/w?rd#",
+                   "PGSSLMODE": "verify-full", "PGSSLROOTCERT": "/etc/ssl/wh-ca.pem",
+                   "PGOPTIONS": "-c statement_timeout=0"}  # the password never in the URL
+    assert _as_meterline_reads_it(env, monkeypatch).password == "p@ss:/w?rd#"
+    assert "'cursor' is not used by meterline" in caplog.text  # an extra meterline cannot pass on
+
+
+@pytest.mark.parametrize(("conn", "match"), [
+    (_pg(conn_type="mysql", host="db"), "a postgres connection is expected"),
+    (_pg(host="db.example", schema="wh?sslmode=disable"), "database name without '\\?'"),
+    (_pg(host="db.example", schema="wh#1"), "database name without"),
+    (_pg(host="/var/run/postgresql", schema="wh"), "socket directory"),
+    (_pg(host="user@db.example", schema="wh"), "host name or address"),
+])
+def test_warehouse_connection_meterline_cannot_read_is_refused(airflow_helpers, conn, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        airflow_helpers.warehouse_env(conn)
