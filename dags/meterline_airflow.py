@@ -20,8 +20,13 @@ log = logging.getLogger("meterline.airflow")
 #: The first night (and the first month) the DAGs schedule; runs before it are never created.
 START_DATE = pendulum.parse(os.environ.get("METERLINE_START_DATE", "2026-10-01"), tz="UTC")
 #: Optional last night: a world that ends (the sample world in docker-compose) is not scheduled
-#: past its data.
+#: past its data. The nightly's last run is this night's.
 END_DATE = pendulum.parse(os.environ["METERLINE_END_DATE"], tz="UTC") if os.environ.get("METERLINE_END_DATE") else None
+#: The month close's last run: the last month whose every night is on or before END_DATE (a
+#: run's logical date is its month's first day, and Airflow schedules a run whose data interval
+#: starts on or before the DAG's end_date: END_DATE itself would schedule the close of a month
+#: whose later nights never come).
+CLOSE_END_DATE = END_DATE.add(days=1).start_of("month").subtract(months=1) if END_DATE is not None else None
 
 #: Every task that writes the warehouse runs in this pool, created with ONE slot
 #: (`airflow pools set meterline_warehouse 1 ...`, done by the compose init job): a DuckDB file has
@@ -76,6 +81,37 @@ def alert_task_failure(context: dict[str, Any]) -> None:
                 log.warning("failure alert on %s not delivered: %s", channel, line)
     except Exception:  # noqa: BLE001 - a callback must not raise; say why nothing was sent
         log.exception("could not send the task failure alert")
+
+
+def alert_run_timeout(context: dict[str, Any]) -> None:
+    """The DAGs' on_failure_callback: a "run timed out" message when a run exceeded its
+    dagrun_timeout. Airflow then marks the run failed and its unfinished tasks skipped, so no
+    task's failure callback says it. Any other failed run is left to its failed task's callback
+    (said once). Runs in the dag-processor; never raises."""
+    try:
+        if context.get("reason") != "timed_out":
+            return
+        dag = context.get("dag")
+        dag_id = getattr(dag, "dag_id", "meterline")
+        ti = context.get("ti")
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        text = "\n".join([
+            f"{dag_id}: the run exceeded its dagrun_timeout ({getattr(dag, 'dagrun_timeout', None)}); "
+            "Airflow marked it failed and skipped its unfinished tasks.",
+            f"run: {context.get('run_id')}",
+            *([f"data interval: {start} .. {end}"] if start is not None else []),
+            *([f"last task started: {ti.task_id}"] if ti is not None else []),
+            "logs: the run's task logs in the Airflow UI; rerun it by clearing the run (a rerun of "
+            "an interval replaces what it wrote).",
+        ])
+        from meterline.runner import alert_failure
+
+        sent = alert_failure(meterline_config(), f"meterline: {dag_id} run timed out", text)
+        for channel, rep in sent.items():
+            for line in rep["failed"]:
+                log.warning("timeout alert on %s not delivered: %s", channel, line)
+    except Exception:  # noqa: BLE001 - a callback must not raise; say why nothing was sent
+        log.exception("could not send the run timeout alert")
 
 
 def _connection(conn_id: str) -> Any:
@@ -194,8 +230,29 @@ DEFAULT_ARGS: dict[str, Any] = {
     "owner": "meterline",
     "retries": 2,
     "retry_delay": timedelta(minutes=5),
+    # a try that hangs (a source or the warehouse that stops answering) fails, is retried, and
+    # its last try's failure callback alerts; tasks doing more than one stage set their own
+    "execution_timeout": timedelta(hours=2),
     "on_failure_callback": alert_task_failure,
 }
+
+#: A dbt build (every model and data test) is the longest single stage.
+DBT_BUILD_TIMEOUT = timedelta(hours=3)
+#: A task running several stages in one try: the month close's final nightly (ingest, dbt build,
+#: reconcile) and the close (two dbt builds around the ledger transaction).
+MULTI_STAGE_TIMEOUT = timedelta(hours=4)
+
+#: The month close's wait for the month's nights (a sensor in reschedule mode: it holds no
+#: worker slot between pokes). A day covers a catch-up after an outage; longer means something
+#: is wrong with the nightly runs, and the close fails and alerts rather than wait unseen.
+NIGHTS_POKE_INTERVAL = timedelta(minutes=5)
+NIGHTS_WAIT_TIMEOUT = timedelta(hours=24)
+
+#: A run that takes longer fails (the DAG's on_failure_callback alerts). The nightly: one night's
+#: stages, retries included. The month close: the wait for the nights above, then the last night,
+#: the close, the push and the pack.
+NIGHTLY_DAGRUN_TIMEOUT = timedelta(hours=6)
+MONTH_CLOSE_DAGRUN_TIMEOUT = NIGHTS_WAIT_TIMEOUT + timedelta(hours=12)
 
 #: Tasks that talk to outside systems (the sources, Stripe's API): retried more, with exponential
 #: backoff (about 2, 4, 8, 16 min; a multiplier, as Airflow 3.3 reads it: `True` would mean 1).

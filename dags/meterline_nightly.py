@@ -27,7 +27,8 @@ day before D, as Airflow infers a manual run's data interval.
 
 Every task is one call into `meterline.runner`; a rerun of a date replaces what that date wrote (the warehouse ends
 identical). Tasks that write the warehouse share the one-slot pool `meterline_warehouse`. A task
-that fails for good sends a "task failed" message on the alert channels.
+that fails for good sends a "task failed" message on the alert channels. A try times out after
+2 hours (the dbt build after 3) and a run after 6: a run that times out sends "run timed out".
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ from __future__ import annotations
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 from meterline_airflow import (
     BACKOFF_ARGS,
+    DBT_BUILD_TIMEOUT,
     DEFAULT_ARGS,
     END_DATE,
+    NIGHTLY_DAGRUN_TIMEOUT,
     START_DATE,
     WAREHOUSE_POOL,
+    alert_run_timeout,
     meterline_config,
 )
 
@@ -49,12 +53,16 @@ from meterline_airflow import (
     end_date=END_DATE,
     catchup=True,
     max_active_runs=1,
+    dagrun_timeout=NIGHTLY_DAGRUN_TIMEOUT,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=alert_run_timeout,
     tags=["meterline", "nightly"],
     doc_md=__doc__,
 )
 def meterline_nightly():
-    @task(**BACKOFF_ARGS)
+    # multiple_outputs=False: a task returning a dict keeps it as its one XCom (Airflow would
+    # infer multiple_outputs from `-> dict` and store every key again as an XCom of its own)
+    @task(multiple_outputs=False, **BACKOFF_ARGS)
     def extract(source: str, data_interval_start=None, data_interval_end=None) -> dict:
         from meterline.runner import extract_source, night_of
 
@@ -67,20 +75,20 @@ def meterline_nightly():
 
         return load_extracts(meterline_config(), night_of(data_interval_start, data_interval_end), print)
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, multiple_outputs=False, execution_timeout=DBT_BUILD_TIMEOUT)
     def dbt_build() -> dict:
         from meterline.runner import build_models
 
         return build_models(meterline_config(), print)
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, multiple_outputs=False)
     def reconcile() -> dict:
         from meterline.runner import reconcile_now
 
         rec = reconcile_now(meterline_config(), alert=False)
         return {k: rec[k] for k in ("as_of", "checks", "check_errors", "drift_flagged", "quarantined")}
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, multiple_outputs=False)
     def alert(rec: dict) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -93,7 +101,7 @@ def meterline_nightly():
             raise RuntimeError(f"alert channel(s) failed: {'; '.join(out['alerts_failed'])}")
         return out
 
-    @task(pool=WAREHOUSE_POOL, **BACKOFF_ARGS)
+    @task(pool=WAREHOUSE_POOL, multiple_outputs=False, **BACKOFF_ARGS)
     def finance_report(rec: dict, data_interval_start=None, data_interval_end=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 

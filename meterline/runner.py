@@ -19,7 +19,7 @@ from typing import Any
 
 from meterline import dbt
 from meterline.config import Config, load_config
-from meterline.errors import ConfigError, IntervalError, StageError
+from meterline.errors import ConfigError, IntervalError, MeterlineError, StageError
 from meterline.ledger import loaded_through, record_invoice_versions
 from meterline.runlock import exclusive_run
 from meterline.warehouse import connect, qualified, quote_ident
@@ -560,6 +560,52 @@ def period_of(interval_start: dt.datetime, interval_end: dt.datetime) -> str:
             f"data interval {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} (UTC) is not one "
             "calendar month: a month close processes exactly one period")
     return f"{start:%Y-%m}"
+
+
+def nights_missing(cfg: Config, period: str) -> list[dt.date]:
+    """The nights of billing period `period` (YYYY-MM), its last night aside, whose metering
+    batch is not loaded yet: what the month close waits for before it runs the last night
+    itself. The same test as the close's (`exports.close.missing_nights`). Reads only.
+
+    Raises IntervalError when a missing night lies before the metering source's first day: it
+    can never be loaded, so the period can never close. On DuckDB it holds the warehouse's run
+    lock for the moment it reads (DuckDB has one writer process): RunLockedError when a run
+    holds it (try again later). PostgreSQL needs no lock to read."""
+    from exports.close import missing_nights, parse_period
+
+    start, end = parse_period(period)
+    last = end - dt.timedelta(days=1)
+    target = cfg.warehouse
+
+    def read() -> list[dt.date]:
+        with connect(target, read_only=True) as conn:
+            if ("raw", "batch_ledger") not in conn.tables(["raw"]):
+                return days_between(start, last)[:-1]  # nothing was ever loaded
+            return missing_nights(conn, start, last)
+
+    if target.kind == "duckdb":
+        assert target.path is not None
+        if not target.path.exists():
+            missing = days_between(start, last)[:-1]
+        else:
+            from meterline.runlock import exclusive
+
+            with exclusive(target, f"month close {period}: which nights are loaded"):
+                missing = read()
+    else:
+        missing = read()
+    if missing:
+        from ingest.sql_sources import metering_coverage
+
+        try:
+            first, _ = metering_coverage(cfg)
+        except MeterlineError:
+            first = None  # an unreadable source is the nightly's to report; keep waiting
+        if first is not None and missing[0] < first:
+            raise IntervalError(
+                f"cannot close {period}: night {missing[0]} is before the metering source's first "
+                f"day {first} and can never be loaded")
+    return missing
 
 
 def extract_dir(cfg: Config, day: dt.date, source: str | None = None) -> Path:

@@ -1,10 +1,12 @@
 """What the DAG tasks call, without a DAG run: data intervals to nights and periods, the staged
-parallel extract + load (the same batches as the CLI's ingest), configuration from Airflow
-connections, and the failure callback's message on an alert channel."""
+parallel extract + load (the same batches as the CLI's ingest; a load with nothing left to load),
+the month close's wait for its nights, configuration from Airflow connections, and the failure
+callbacks' messages on an alert channel."""
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import importlib
 import json
 import logging
@@ -19,12 +21,15 @@ from dag_helpers import DAGS, airflow_env, make_world, webhook
 
 from meterline.config import load_config, parse_db_url
 from meterline.errors import IntervalError, StageError
+from meterline.runlock import RunLockedError
 from meterline.runner import (
+    days_between,
     extract_dir,
     extract_source,
     ingest_days,
     load_extracts,
     night_of,
+    nights_missing,
     period_of,
 )
 from meterline.warehouse import connect
@@ -128,7 +133,33 @@ def test_staged_extract_and_load_equal_the_cli_ingest(tmp_path: Path) -> None:
     assert not extract_dir(dag, dt.date(2026, 11, 1), "metering").exists()
 
 
-def test_failure_callback_sends_a_plain_message_with_secrets_masked(tmp_path: Path) -> None:
+def test_nights_missing_is_what_the_month_close_waits_for(tmp_path: Path) -> None:
+    """The close's wait: every night of the month but the last, from the batch ledger; read only."""
+    world = make_world(tmp_path, days=3)  # nights 2026-10-01 .. 03 in the sources
+    fresh = _config(world, "fresh")
+    october = days_between(dt.date(2026, 10, 1), dt.date(2026, 10, 30))  # the 31st is the close's own
+    assert nights_missing(fresh, "2026-10") == october  # no warehouse yet: every night missing ...
+    assert not fresh.warehouse.path.exists()  # ... and none made by looking
+
+    ingest_days(fresh, october[:2], lambda _m: None)
+    assert nights_missing(fresh, "2026-10") == october[2:]
+    # a night before the metering source's first day can never be loaded: no waiting for it
+    with pytest.raises(IntervalError, match="before the metering source's first day 2026-10-01"):
+        nights_missing(fresh, "2026-09")
+    with pytest.raises(IntervalError, match="period must look like YYYY-MM"):
+        nights_missing(fresh, "2026-13")
+    # DuckDB has one writer process: while a run holds the warehouse, the check says so
+    lock = fresh.warehouse.path.with_name(fresh.warehouse.path.name + ".run.lock")
+    with open(lock, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RunLockedError):
+            nights_missing(fresh, "2026-10")
+        fcntl.flock(held, fcntl.LOCK_UN)
+
+
+def test_failure_callbacks_send_a_plain_message_with_secrets_masked(tmp_path: Path) -> None:
+    """A task's last failed try says so; a run that timed out says so (Airflow skips its
+    unfinished tasks, whose callbacks then never run); a run failed by a task is not said twice."""
     hook_secret, stripe_key = secrets.token_hex(8), f"sk_test_{secrets.token_hex(8)}"
     with webhook() as (base, received):
         env = airflow_env(tmp_path / "airflow", METERLINE_ALERTS_SLACK_WEBHOOK_URL=f"{base}/hook/{hook_secret}",
@@ -136,17 +167,25 @@ def test_failure_callback_sends_a_plain_message_with_secrets_masked(tmp_path: Pa
         code = f"""
 import sys, types, datetime as dt
 sys.path.append({str(DAGS)!r})
-from meterline_airflow import alert_task_failure
+from meterline_airflow import alert_run_timeout, alert_task_failure
 ti = types.SimpleNamespace(dag_id="meterline_nightly", task_id="load", try_number=3,
                            run_id="scheduled__2026-10-02T00:00:00+00:00")
 alert_task_failure({{"ti": ti, "exception": RuntimeError("stripe said no to {stripe_key}\\nsecond line"),
                     "data_interval_start": dt.datetime(2026, 10, 2), "data_interval_end": dt.datetime(2026, 10, 3)}})
+close = types.SimpleNamespace(dag_id="meterline_month_close", dagrun_timeout=dt.timedelta(hours=36))
+run = {{"dag": close, "run_id": "scheduled__2026-10-01T00:00:00+00:00",
+        "ti": types.SimpleNamespace(task_id="wait_for_nights")}}
+alert_run_timeout({{**run, "reason": "task_failure"}})  # the task's own callback said it
+alert_run_timeout({{**run, "reason": "timed_out"}})
 """
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                              env=env, cwd=tmp_path)
         assert res.returncode == 0, res.stderr[-2000:]
-    assert len(received) == 1, res.stderr[-2000:]
-    msg = received[0]["body"]
+    assert len(received) == 2, res.stderr[-2000:]
+    msg, timed_out = received[0]["body"], received[1]["body"]
+    assert timed_out["blocks"][0]["text"]["text"] == "meterline: meterline_month_close run timed out"
+    assert "exceeded its dagrun_timeout (1 day, 12:00:00)" in timed_out["text"]
+    assert "last task started: wait_for_nights" in timed_out["text"]
     assert msg["blocks"][0]["text"]["text"] == "meterline: meterline_nightly.load failed"
     text = msg["text"]
     assert "meterline_nightly.load failed after 3 tries" in text

@@ -3,6 +3,7 @@ need: the services, the mounted code, the pool the DAGs use, configuration that 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -51,6 +52,14 @@ def test_compose_file_validates_and_wires_the_dags() -> None:
     init = " ".join(services["airflow-init"]["command"])
     assert "airflow db migrate" in init and f"airflow pools set {pool.group(1)} 1 " in init
     assert "meterline.cli sample" in init
+    # the DAGs schedule the sample world's nights: METERLINE_END_DATE is the world's last night
+    # (the month close derives its own last month from it: test_dag_integrity.py)
+    sample = re.search(r"meterline\.cli sample .*--start (\S+) --days (\d+)", init)
+    assert sample is not None, init
+    first = dt.date.fromisoformat(sample.group(1))
+    last = first + dt.timedelta(days=int(sample.group(2)) - 1)
+    env = services["airflow-scheduler"]["environment"]
+    assert env["METERLINE_START_DATE"] == first.isoformat() and env["METERLINE_END_DATE"] == last.isoformat()
     assert services["localstripe"]["ports"] == [{"published": 8420, "target": 8420}]
     init_sql = next(v for v in services["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in str(v))
     assert (ROOT / "deploy" / "postgres-init.sh").is_file() and "postgres-init.sh" in str(init_sql)
