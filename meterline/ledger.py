@@ -183,6 +183,15 @@ LEDGER_TABLES: dict[str, list[tuple[str, str]]] = {
     # invoice_item | invoice | finalize; state: pending -> sent (written before each create
     # attempt) -> confirmed (stripe_id known). ledger_as_of is data time (the period lock's);
     # *_sent_at / confirmed_at are wall-clock UTC, an operational trail no logic reads back.
+    # finance reports emailed: one row per (kind, key, content) sent, so a retried or rerun
+    # task never emails the same report twice (exports/reports run_report(once=True))
+    "report_log": [
+        ("kind", "VARCHAR"),
+        ("report_key", "VARCHAR"),
+        ("content_sha256", "VARCHAR"),
+        ("recipients", "VARCHAR"),
+        ("sent_at", "TIMESTAMP"),
+    ],
     "stripe_outbox": [
         ("object_key", "VARCHAR"),
         ("kind", "VARCHAR"),

@@ -831,8 +831,9 @@ def finance_report(cfg: Config, kind: str, when: str, progress: Progress = _stde
     and ReportDeliveryError when the email fails (the files are written first)."""
     from exports.reports import run_report
 
-    # read-write: the task may share its process with the stages that wrote DuckDB just before
-    out = run_report(cfg, kind, when, send=True, read_only=False)
+    # read-write: the task may share its process with the stages that wrote DuckDB just before;
+    # once: a retried or rerun task emails the same report only once (ledger.report_log)
+    out = run_report(cfg, kind, when, send=True, read_only=False, once=True)
     progress(f"finance report {kind} {when}: {len(out.get('files', []))} file(s); "
              f"email: {'sent' if out['email'].get('sent') else out['email'].get('reason')}")
     return out

@@ -18,6 +18,7 @@ was read from. Email (mail.py) sends the page as the body with the PDF attached.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import shutil
@@ -33,7 +34,7 @@ from exports.reports.marts import currencies, daily_report, month_report
 from exports.reports.model import Figure, Report, figure_text
 from meterline.config import Config
 from meterline.errors import IntervalError
-from meterline.warehouse import Connection, connect
+from meterline.warehouse import Connection, connect, qualified
 
 KINDS = ("daily", "month")
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -185,23 +186,61 @@ def send_report(cfg: Config, result: ReportResult) -> dict[str, Any]:
 
 
 def run_report(cfg: Config, kind: str, when: str, send: bool = True,
-               read_only: bool = True) -> dict[str, Any]:
+               read_only: bool = True, once: bool = False) -> dict[str, Any]:
     """`meterline report daily|month --date ...`: build the report from the configured warehouse
     into <exports_dir>/reports/<when>/ and, with `send`, email it when [reports] smtp_to and
     [alerts] smtp_host are set. Returns a JSON-able summary.
 
     The warehouse is opened read-only (the report never writes it); a caller that has already
     opened DuckDB read-write in the same process (an Airflow task run in-process by
-    `airflow dags test`) passes read_only=False, as DuckDB refuses one file opened both ways."""
+    `airflow dags test`) passes read_only=False, as DuckDB refuses one file opened both ways.
+    With `once` (the DAGs; needs read_only=False), a report whose content was already emailed is
+    not emailed again (ledger.report_log): a retried task or a rerun of a date sends nothing
+    twice, while a report whose figures changed (restated data) goes out again."""
     _parse(kind, when)
+    if once and read_only:
+        raise ValueError("run_report(once=True) records what it sends: it needs read_only=False")
     with connect(cfg.warehouse, read_only=read_only) as conn:
         result = build_report(conn, cfg, kind, when, report_dir(cfg, when))
-    summary = result.to_dict()
-    if not send:
-        summary["email"] = {"sent": False, "reason": "not requested"}
-    elif not mail.is_configured(cfg):
-        summary["email"] = {"sent": False,
-                            "reason": "not configured: set [alerts] smtp_host and [reports] smtp_to"}
-    else:
-        summary["email"] = send_report(cfg, result)
+        summary = result.to_dict()
+        if not send:
+            summary["email"] = {"sent": False, "reason": "not requested"}
+        elif not mail.is_configured(cfg):
+            summary["email"] = {"sent": False,
+                                "reason": "not configured: set [alerts] smtp_host and [reports] smtp_to"}
+        elif once and (sent_at := _sent_before(conn, result)) is not None:
+            summary["email"] = {"sent": False, "reason": f"already sent at {sent_at:%Y-%m-%d %H:%M} UTC "
+                                                         "(same report, same content)"}
+        else:
+            summary["email"] = send_report(cfg, result)
+            if once:
+                _record_sent(conn, cfg, result)
     return summary
+
+
+def content_digest(result: ReportResult) -> str:
+    """What the report says: its page and its figures (the PDF, which Chromium stamps with the
+    time it printed it, aside)."""
+    h = hashlib.sha256()
+    for path in (result.html, result.out_dir / "figures.json"):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _sent_before(conn: Connection, result: ReportResult) -> dt.datetime | None:
+    from meterline.ledger import LEDGER_TABLES
+
+    conn.ensure_table("ledger", "report_log", LEDGER_TABLES["report_log"])
+    row = conn.fetchone(
+        f"SELECT max(sent_at) FROM {qualified('ledger', 'report_log')} "
+        "WHERE kind = ? AND report_key = ? AND content_sha256 = ?",
+        [result.kind, result.key, content_digest(result)])
+    return row[0] if row else None
+
+
+def _record_sent(conn: Connection, cfg: Config, result: ReportResult) -> None:
+    conn.execute(
+        f"INSERT INTO {qualified('ledger', 'report_log')} "
+        "(kind, report_key, content_sha256, recipients, sent_at) VALUES (?, ?, ?, ?, ?)",
+        [result.kind, result.key, content_digest(result), str(cfg.get("reports", "smtp_to")),
+         dt.datetime.now(dt.UTC).replace(tzinfo=None)])

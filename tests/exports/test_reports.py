@@ -597,6 +597,29 @@ def test_run_report_writes_the_folder_and_emails_it(smtpd: tuple[Inbox, int], de
     assert len(inbox.messages) == 1
 
 
+@world_test
+def test_the_dags_email_a_report_once_per_content(smtpd: tuple[Inbox, int], demo_world: Path,
+                                                 tmp_path: Path, chromium: str) -> None:
+    """run_report(once=True) (the DAGs' finance_report): a retried task or a rerun of the date
+    emails nothing twice; what it sent is in ledger.report_log, and only that log stops it."""
+    inbox, port = smtpd
+    world = copy_world(demo_world, tmp_path / "copy")
+    cfg = smtp_config(world, tmp_path, port)
+    first = run_report(cfg, "daily", LAST_NIGHT, read_only=False, once=True)
+    again = run_report(cfg, "daily", LAST_NIGHT, read_only=False, once=True)
+    assert first["email"]["sent"] and not again["email"]["sent"], again
+    assert again["email"]["reason"].startswith("already sent at")
+    assert len(inbox.messages) == 1
+    with connect(cfg.warehouse) as conn:
+        log = conn.fetch_dicts('SELECT kind, report_key, content_sha256 FROM "ledger"."report_log"')
+        assert [(r["kind"], r["report_key"]) for r in log] == [("daily", LAST_NIGHT)]
+        conn.execute('DELETE FROM "ledger"."report_log"')
+    assert run_report(cfg, "daily", LAST_NIGHT, read_only=False, once=True)["email"]["sent"]
+    assert len(inbox.messages) == 2
+    with pytest.raises(ValueError, match="needs read_only=False"):
+        run_report(cfg, "daily", LAST_NIGHT, once=True)
+
+
 # ----------------------------------------------------------------------------------- errors
 
 
