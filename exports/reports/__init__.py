@@ -31,7 +31,7 @@ from exports.columns import check_columns
 from exports.reports import html as html_layout
 from exports.reports import mail, pdf
 from exports.reports.marts import currencies, daily_report, month_report
-from exports.reports.model import Figure, Report, figure_text
+from exports.reports.model import Figure, Report, TableSource, figure_text
 from meterline.config import Config
 from meterline.errors import IntervalError
 from meterline.warehouse import Connection, connect, qualified
@@ -46,8 +46,9 @@ __all__ = ["ReportResult", "build_report", "send_report", "run_report", "report_
 
 @dataclass
 class ReportResult:
-    """What build_report wrote: the page, its PDF, every table's CSV and XLSX, and the figures
-    (id -> Figure, each naming the mart row it came from)."""
+    """What build_report wrote: the page, its PDF, every table's CSV and XLSX with where its
+    rows come from (stem -> TableSource: the mart, the rows and how each column is read), and the
+    figures (id -> Figure, each naming the mart row it came from)."""
 
     kind: str
     key: str
@@ -60,6 +61,7 @@ class ReportResult:
     as_of: dt.datetime
     text: str
     files: list[Path] = field(default_factory=list)
+    sources: dict[str, TableSource] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +178,7 @@ def build_report(conn: Connection, cfg: Config, kind: str, date_or_period: str, 
                 for t in report.tables},
         figures=report.figures, as_of=report.as_of, text=_text_summary(report),
         files=sorted(out_dir.iterdir()),
+        sources={t.stem: t.source for t in report.tables},
     )
 
 

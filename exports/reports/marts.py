@@ -21,10 +21,13 @@ from exports.reports import charts
 from exports.reports.model import (
     Bps,
     Card,
+    Col,
     Figure,
     Report,
     ReportTable,
     Section,
+    SourceRows,
+    TableSource,
     compact_money,
     compact_number,
     exponents_for,
@@ -170,11 +173,17 @@ def _difference_cell(row: dict[str, Any], exps: dict[str, int]) -> Any:
 
 
 def _findings_table(stem: str, title: str, rows: list[dict[str, Any]], exps: dict[str, int],
-                    note: str, personal: frozenset[str] = frozenset()) -> ReportTable:
-    """The findings; a quarantined row quoted in `detail` has its personal fields withheld
-    unless configured (exports.columns.redact_detail)."""
+                    note: str, where: tuple[str, tuple[Any, ...]],
+                    personal: frozenset[str] = frozenset()) -> ReportTable:
+    """The findings (the rows of fin_reconciliation_findings where `where` holds); a quarantined
+    row quoted in `detail` has its personal fields withheld unless configured
+    (exports.columns.redact_detail)."""
+    names = ["check_name", "status", "account_id", "category", "period", "day", "object_id", "reason"]
     return ReportTable(
-        stem=stem, title=title, mart="marts.fin_reconciliation_findings", note=note,
+        stem=stem, title=title, note=note,
+        source=TableSource.of("marts.fin_reconciliation_findings", *where, [
+            *[(c, Col.text(c)) for c in names], ("difference", Col.amount("difference", unit="unit")),
+            ("detail", Col.free("detail"))]),
         columns=["check_name", "status", "account_id", "category", "period", "day", "object_id",
                  "reason", "difference", "detail"],
         headers=["check", "status", "account", "category", "period", "day", "object", "reason",
@@ -254,7 +263,13 @@ def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = froz
         cards=cards, charts=money_charts,
         tables=[ReportTable(
             stem="flash_money", title="Billings, collections, refunds and revenue",
-            mart="marts.fin_daily_flash",
+            source=TableSource("marts.fin_daily_flash", tuple(
+                SourceRows("report_day = ?", (day,), (
+                    ("currency", Col.text("currency")), ("measure", Col.const(label)),
+                    ("day", Col.money(f"{m}_day_minor")), ("month_to_date", Col.money(f"{m}_mtd_minor")),
+                    ("previous_month_to_date", Col.money(f"{m}_prev_mtd_minor")),
+                    ("change_pct", Col.bps(f"{m}_change_bps"))))
+                for m, label in MEASURES)),
             columns=["currency", "measure", "day", "month_to_date", "previous_month_to_date",
                      "change_pct"],
             headers=["currency", "measure", str(day), f"{c['period']} to date",
@@ -300,7 +315,13 @@ def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = froz
         charts=usage_charts,
         tables=[
             ReportTable(
-                stem="flash_usage", title="Usage by data category", mart="marts.fin_usage_daily",
+                stem="flash_usage", title="Usage by data category",
+                source=TableSource.of("marts.fin_usage_daily", "report_day = ?", [day], [
+                    ("category", Col.text("category")), ("unit", Col.text("unit")),
+                    ("day", Col.number("quantity")), ("last_7_days", Col.number("last_7d_quantity")),
+                    ("prior_7_days", Col.number("prior_7d_quantity")),
+                    ("trend_pct", Col.bps("trend_bps", shown_if="has_full_trend")),
+                    ("month_to_date", Col.number("mtd_quantity")), ("accounts", Col.number("account_count"))]),
                 columns=["category", "unit", "day", "last_7_days", "prior_7_days", "trend_pct",
                          "month_to_date", "accounts"],
                 headers=["category", "unit", str(day), "last 7 days", "7 days before", "trend",
@@ -309,7 +330,9 @@ def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = froz
                 numeric=frozenset({"day", "last_7_days", "prior_7_days", "trend_pct", "month_to_date", "accounts"})),
             ReportTable(
                 stem="flash_usage_days", title=f"Usage per day, last {len(days)} days",
-                mart="marts.fin_usage_daily",
+                source=TableSource.of("marts.fin_usage_daily", "report_day >= ? AND report_day <= ?",
+                                      [first, day], [("day", Col.date("report_day"))],
+                                      pivot=("category", Col.number("quantity"))),
                 columns=["day", *sorted(by_cat)],
                 headers=["day", *[f"{cat} ({units[cat]}s)" for cat in sorted(by_cat)]],
                 rows=[[d, *[by_cat[cat].get(d) for cat in sorted(by_cat)]] for d in days],
@@ -341,14 +364,16 @@ def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = froz
                              label_width=210)],
         tables=[
             ReportTable(stem="flash_drift_summary", title="Findings by check",
-                        mart="marts.fin_reconciliation_status",
+                        source=TableSource.of("marts.fin_reconciliation_status", "scope = 'all' AND is_finding", [], [
+                            ("check_name", Col.text("check_name")), ("status", Col.text("status")),
+                            ("findings", Col.number("findings")), ("rows_compared", Col.number("compared_rows"))]),
                         columns=["check_name", "status", "findings", "rows_compared"],
                         headers=["check", "status", "findings", "rows with this status"],
                         rows=status_rows, numeric=frozenset({"findings", "rows_compared"}),
                         empty="no open findings"),
             _findings_table("flash_drift_findings", "Findings", findings, exps,
                             note="usage_period rows already reported by a finer finding are not repeated.",
-                            personal=personal),
+                            where=("", ()), personal=personal),
         ])
 
     # -- at risk
@@ -375,11 +400,19 @@ def daily_report(conn: Connection, day: dt.date, personal: frozenset[str] = froz
                "(inquiries included). The total is the money at risk."),
         tables=[
             ReportTable(stem="flash_at_risk_totals", title="At risk, by currency",
-                        mart="marts.fin_payment_events_summary",
+                        source=TableSource.of("marts.fin_payment_events_summary", "scope = 'at_risk'", [], [
+                            ("currency", Col.text("currency")), ("kind", Col.label("event_type", EVENT_LABELS)),
+                            ("count", Col.number("event_count")), ("amount", Col.money("amount_minor"))]),
                         columns=["currency", "kind", "count", "amount"],
                         headers=["currency", "kind", "count", "amount"], rows=total_rows,
                         numeric=frozenset({"count", "amount"}), empty="nothing at risk"),
-            ReportTable(stem="flash_at_risk", title="Items at risk", mart="marts.fin_payment_events",
+            ReportTable(stem="flash_at_risk", title="Items at risk",
+                        source=TableSource.of("marts.fin_payment_events", "is_at_risk", [], [
+                            ("kind", Col.label("event_type", EVENT_LABELS)), ("object_id", Col.text("object_id")),
+                            ("account_id", Col.text("account_id")), ("billed_period", Col.text("period")),
+                            ("currency", Col.text("currency")), ("amount", Col.money("at_risk_minor")),
+                            ("reason", Col.free("at_risk_reason", "failed_attempts")),
+                            ("status", Col.text("event_status")), ("created_at", Col.text("created_at"))]),
                         columns=["kind", "object_id", "account_id", "billed_period", "currency",
                                  "amount", "reason", "status", "created_at"],
                         headers=["kind", "Stripe object", "account", "billed period", "currency",
@@ -484,7 +517,16 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
                "catch-ups for earlier closed months in the month they are booked."),
         cards=cards, charts=product_charts,
         tables=[ReportTable(stem="pack_revenue_by_product", title="Revenue by product",
-                            mart="marts.fin_revenue_by_product",
+                            source=TableSource("marts.fin_revenue_by_product", (
+                                SourceRows("period = ?", (period,), (
+                                    ("currency", Col.text("currency")), ("product", Col.text("product")),
+                                    ("revenue", Col.money("revenue_minor")), ("share_pct", Col.bps("share_bps")),
+                                    ("of_which_catch_up", Col.money("catchup_minor")))),
+                                # per currency, the total row (its largest product's row holds it)
+                                SourceRows("period = ? AND product_rank = 1", (period,), (
+                                    ("currency", Col.text("currency")), ("product", Col.const("total")),
+                                    ("revenue", Col.money("period_total_minor")), ("share_pct", Col.const()),
+                                    ("of_which_catch_up", Col.const()))))),
                             columns=["currency", "product", "revenue", "share_pct", "of_which_catch_up"],
                             headers=["currency", "product", "revenue", "share", "of which catch-up"],
                             rows=product_rows, numeric=frozenset({"revenue", "share_pct", "of_which_catch_up"}),
@@ -518,7 +560,14 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
         id="accounts", title=f"Top accounts (up to {TOP_ACCOUNTS} per currency)",
         intro="Revenue recognized in the month, and what the account's invoice for the month bills.",
         charts=account_charts,
-        tables=[ReportTable(stem="pack_top_accounts", title="Top accounts", mart="marts.fin_revenue_by_account",
+        tables=[ReportTable(stem="pack_top_accounts", title="Top accounts",
+                            source=TableSource.of(
+                                "marts.fin_revenue_by_account", "period = ? AND account_rank <= ?",
+                                [period, TOP_ACCOUNTS], [(c, {
+                                    "currency": Col.text("currency"), "rank": Col.number("account_rank"),
+                                    "account_id": Col.text("account_id"), "account_name": Col.text("account_name"),
+                                    "revenue": Col.money("revenue_minor"), "share_pct": Col.bps("share_bps"),
+                                    "billed": Col.money("billed_minor")}[c]) for c in account_columns]),
                             columns=account_columns,
                             headers=[{"account_id": "account", "account_name": "name", "share_pct": "share",
                                       "billed": "invoice total"}.get(c, c) for c in account_columns],
@@ -562,7 +611,13 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
                "prorated fee, and the full fee the month after as expansion."),
         charts=mrr_charts,
         tables=[
-            ReportTable(stem="pack_mrr_bridge", title="MRR bridge", mart="marts.fin_mrr_bridge",
+            ReportTable(stem="pack_mrr_bridge", title="MRR bridge",
+                        source=TableSource.of("marts.fin_mrr_bridge", "period = ?", [period], [
+                            ("currency", Col.text("currency")), ("opening_mrr", Col.money("opening_mrr_minor")),
+                            *[(m, Col.money(f"{m}_minor")) for m, _ in MOVEMENTS],
+                            ("closing_mrr", Col.money("closing_mrr_minor")),
+                            ("closing_arr", Col.money("closing_arr_minor")),
+                            ("paying_accounts", Col.number("paying_accounts"))]),
                         columns=["currency", "opening_mrr", *[m for m, _ in MOVEMENTS], "closing_mrr",
                                  "closing_arr", "paying_accounts"],
                         headers=["currency", "opening MRR", *[label for _, label in MOVEMENTS], "closing MRR",
@@ -570,7 +625,12 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
                         rows=bridge_rows, empty="no MRR",
                         numeric=frozenset({"opening_mrr", *[m for m, _ in MOVEMENTS], "closing_mrr",
                                            "closing_arr", "paying_accounts"})),
-            ReportTable(stem="pack_mrr_accounts", title="MRR by account", mart="marts.fin_mrr_movements",
+            ReportTable(stem="pack_mrr_accounts", title="MRR by account",
+                        source=TableSource.of("marts.fin_mrr_movements", "period = ?", [period], [
+                            ("currency", Col.text("currency")), ("account_id", Col.text("account_id")),
+                            ("movement", Col.words("movement")), ("opening_mrr", Col.money("opening_mrr_minor")),
+                            ("change", Col.money("movement_minor")), ("mrr", Col.money("mrr_minor")),
+                            ("arr", Col.money("arr_minor"))]),
                         columns=["currency", "account_id", "movement", "opening_mrr", "change", "mrr", "arr"],
                         headers=["currency", "account", "movement", "previous MRR", "change", "MRR", "ARR"],
                         rows=[[r["currency"], r["account_id"], r["movement"].replace("_", " "),
@@ -606,13 +666,21 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
                "receivables (revenue earned, not yet invoiced): closing = opening + recognized − billed."),
         charts=roll_charts,
         tables=[
-            ReportTable(stem="pack_deferred_revenue", title="Roll-forward", mart="marts.fct_balance_rollforward",
+            ReportTable(stem="pack_deferred_revenue", title="Roll-forward",
+                        source=TableSource.of("marts.fct_balance_rollforward", "accounting_period = ?", [period], [
+                            ("currency", Col.text("currency")), ("balance", Col.words("balance")),
+                            *[(col, Col.money(f"{col}_minor")) for col in ("opening", "billed", "recognized",
+                                                                          "closing")]]),
                         columns=["currency", "balance", "opening", "billed", "recognized", "closing"],
                         headers=["currency", "balance", "opening", "billed / sold", "recognized", "closing"],
                         rows=roll_rows, numeric=frozenset({"opening", "billed", "recognized", "closing"}),
                         empty="no balances"),
             ReportTable(stem="pack_deferred_waterfall", title="Prepaid credits recognized this month, by month sold",
-                        mart="marts.fct_deferred_revenue_waterfall",
+                        source=TableSource.of("marts.fct_deferred_revenue_waterfall", "recognition_period = ?",
+                                              [period], [
+                            ("currency", Col.text("currency")), ("origin_period", Col.text("origin_period")),
+                            ("sold", Col.money("sold_minor")), ("recognized", Col.money("recognized_minor")),
+                            ("remaining", Col.money("remaining_minor"))]),
                         columns=["currency", "origin_period", "sold", "recognized", "remaining"],
                         headers=["currency", "sold in", "sold this month", "recognized this month",
                                  "remaining after"],
@@ -650,11 +718,20 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
         charts=aging_charts,
         tables=[
             ReportTable(stem="pack_receivables_aging", title="Aging buckets",
-                        mart="marts.fin_receivables_aging_buckets",
+                        source=TableSource.of("marts.fin_receivables_aging_buckets", "snapshot_day = ?",
+                                              [month_end], [
+                            ("currency", Col.text("currency")), ("bucket", Col.label("aging_bucket", BUCKET_LABELS)),
+                            ("invoices", Col.number("invoice_count")), ("open_amount", Col.money("open_minor"))]),
                         columns=["currency", "bucket", "invoices", "open_amount"],
                         headers=["currency", "age", "invoices", "open amount"], rows=bucket_rows,
                         numeric=frozenset({"invoices", "open_amount"}), empty="no receivables"),
-            ReportTable(stem="pack_open_invoices", title="Open invoices", mart="marts.fin_receivables_aging",
+            ReportTable(stem="pack_open_invoices", title="Open invoices",
+                        source=TableSource.of("marts.fin_receivables_aging", "snapshot_day = ?", [month_end], [
+                            *[(c, Col.text(c)) for c in ("invoice_id", "account_id", "period", "currency")],
+                            ("invoice_date", Col.date("invoice_date")), ("due_date", Col.date("due_date")),
+                            *[(c, Col.money(f"{c}_minor")) for c in ("total", "collected", "credited", "open")],
+                            ("days_past_due", Col.number("days_past_due")),
+                            ("bucket", Col.label("aging_bucket", BUCKET_LABELS))]),
                         columns=["invoice_id", "account_id", "period", "currency", "invoice_date", "due_date",
                                  "total", "collected", "credited", "open", "days_past_due", "bucket"],
                         headers=["invoice", "account", "period", "currency", "dated", "due", "total", "collected",
@@ -695,13 +772,22 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
                "payments once (retries are not added), unpaid invoices' amount due."),
         tables=[
             ReportTable(stem="pack_payment_events_summary", title="By currency and kind",
-                        mart="marts.fin_payment_events_summary",
+                        source=TableSource.of("marts.fin_payment_events_summary",
+                                              "scope = 'month' AND scope_period = ?", [period], [
+                            ("currency", Col.text("currency")), ("kind", Col.label("event_type", EVENT_LABELS)),
+                            ("count", Col.number("event_count")), ("in_amount", Col.number("counted_count")),
+                            ("amount", Col.money("amount_minor")), ("still_open", Col.number("open_count"))]),
                         columns=["currency", "kind", "count", "in_amount", "amount", "still_open"],
                         headers=["currency", "kind", "count", "in the amount", "amount", "still open"],
                         rows=summary_rows, numeric=frozenset({"count", "in_amount", "amount", "still_open"}),
                         empty=f"none in {period}"),
             ReportTable(stem="pack_payment_events", title="Each refund, dispute and failed payment",
-                        mart="marts.fin_payment_events",
+                        source=TableSource.of("marts.fin_payment_events", "event_period = ?", [period], [
+                            ("kind", Col.label("event_type", EVENT_LABELS)), ("object_id", Col.text("object_id")),
+                            ("account_id", Col.text("account_id")), ("billed_period", Col.text("period")),
+                            ("currency", Col.text("currency")), ("amount", Col.money("amount_minor")),
+                            ("in_amount", Col.label("is_counted", {True: "yes", False: "no"})),
+                            ("status", Col.text("event_status")), ("created_at", Col.text("created_at"))]),
                         columns=["kind", "object_id", "account_id", "billed_period", "currency", "amount",
                                  "in_amount", "status", "created_at"],
                         headers=["kind", "Stripe object", "account", "billed period", "currency", "amount",
@@ -742,13 +828,17 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
         charts=recon_charts,
         tables=[
             ReportTable(stem="pack_reconciliation_status", title="Rows and findings by check and status",
-                        mart="marts.fin_reconciliation_status",
+                        source=TableSource.of("marts.fin_reconciliation_status",
+                                              "scope = 'month' AND scope_period = ?", [period], [
+                            ("check_name", Col.text("check_name")), ("status", Col.text("status")),
+                            ("kind", Col.label("is_finding", {True: "finding", False: "ok"})),
+                            ("rows", Col.number("compared_rows")), ("findings", Col.number("findings"))]),
                         columns=["check_name", "status", "kind", "rows", "findings"],
                         headers=["check", "status", "", "rows", "findings"], rows=status_rows,
                         numeric=frozenset({"rows", "findings"}), empty="nothing reconciled"),
             _findings_table("pack_reconciliation_findings", "Findings", findings, exps,
                             note="usage_period rows already reported by a finer finding are not repeated.",
-                            personal=personal),
+                            where=("scope_period = ?", (period,)), personal=personal),
         ])
 
     notices = []

@@ -84,24 +84,126 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+@dataclass(frozen=True)
+class Col:
+    """How one column of a table file is read from its mart row (TableSource). `column` is the
+    mart column; `kind` says how the file shows its value:
+
+      text    as it is (a date or timestamp in ISO 8601)
+      date    the date of a date or timestamp
+      number  an integer (a count, a usage quantity, a rank, days)
+      money   integer minor units of the currency in the row's `currency` column, in major units
+      bps     basis points, as a percentage
+      amount  money in the currency the row's `currency` column (a unit) names when it is one,
+              else the number followed by that unit
+      label   the text `labels` gives the value
+      words   the value with its underscores as spaces
+      free    free text made from `column` and the `also` columns: every number in it is in them
+      const   no mart column: the fixed text `value` (a label such as "total"), or empty
+
+    `shown_if`: empty unless the row's boolean column of that name is true. Nothing here is
+    computed from a value: the column shows the mart's value, formatted."""
+
+    column: str | None
+    kind: str = "text"
+    currency: str = "currency"
+    labels: tuple[tuple[Any, str], ...] = ()
+    also: tuple[str, ...] = ()
+    shown_if: str | None = None
+    value: str | None = None
+
+    @staticmethod
+    def text(column: str) -> Col:
+        return Col(column)
+
+    @staticmethod
+    def date(column: str) -> Col:
+        return Col(column, "date")
+
+    @staticmethod
+    def number(column: str, shown_if: str | None = None) -> Col:
+        return Col(column, "number", shown_if=shown_if)
+
+    @staticmethod
+    def money(column: str) -> Col:
+        return Col(column, "money")
+
+    @staticmethod
+    def bps(column: str, shown_if: str | None = None) -> Col:
+        return Col(column, "bps", shown_if=shown_if)
+
+    @staticmethod
+    def amount(column: str, unit: str) -> Col:
+        return Col(column, "amount", currency=unit)
+
+    @staticmethod
+    def label(column: str, labels: Mapping[Any, str]) -> Col:
+        return Col(column, "label", labels=tuple(labels.items()))
+
+    @staticmethod
+    def words(column: str) -> Col:
+        return Col(column, "words")
+
+    @staticmethod
+    def free(column: str, *also: str) -> Col:
+        return Col(column, "free", also=also)
+
+    @staticmethod
+    def const(value: str | None = None) -> Col:
+        return Col(None, "const", value=value)
+
+
+@dataclass(frozen=True)
+class SourceRows:
+    """Rows of a table file and the mart rows they show: the rows of the table's mart where
+    `where` holds (SQL over the mart's columns, `?` for `params`; empty: every row), one file row
+    each, file column `name` showing `col` for each of `columns`. With `pivot` (a mart column and
+    a Col): one file row per distinct value of `columns`, and after them one file column per value
+    of the pivot column (sorted), showing the Col of the mart row with that value (empty if none)."""
+
+    where: str
+    params: tuple[Any, ...]
+    columns: tuple[tuple[str, Col], ...]
+    pivot: tuple[str, Col] | None = None
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Where every row and cell of a table comes from (the tests check the written files against
+    it): `mart`, and the kinds of row it shows (a "total" row per currency is a second kind)."""
+
+    mart: str
+    rows: tuple[SourceRows, ...]
+
+    @staticmethod
+    def of(mart: str, where: str, params: Sequence[Any], columns: Sequence[tuple[str, Col]],
+           pivot: tuple[str, Col] | None = None) -> TableSource:
+        return TableSource(mart, (SourceRows(where, tuple(params), tuple(columns), pivot),))
+
+
 @dataclass
 class ReportTable:
     """A table of the report, written as `<stem>.csv` and `<stem>.xlsx` too. `columns` are the
     file's column names; `headers` what the page shows. Cells: str, int, date, Money, Bps,
-    Quantity or None. `mart` names where the rows come from."""
+    Quantity or None. `source` says which mart the rows come from and how each column is read
+    from it."""
 
     stem: str
     title: str
     columns: list[str]
     headers: list[str]
     rows: list[list[Any]]
-    mart: str
+    source: TableSource
     note: str | None = None
     empty: str = "none"
     numeric: frozenset[str] = frozenset()  # columns aligned right
     # on the page only: (header, source columns) shown as one column "a · b · c" where the first
     # source column is (the files keep every column)
     merged: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def mart(self) -> str:
+        return self.source.mart
 
     def plain_rows(self) -> list[list[Any]]:
         """Rows for CSV and XLSX: Money stays exact Money, a percentage is an exact Decimal,

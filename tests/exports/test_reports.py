@@ -11,6 +11,9 @@ never written: the reports go to temporary folders. What the tests prove:
     product, findings per check, items at risk;
   * the page loads in headless Chromium with no console message, references nothing outside
     itself and shows every chart with its marks; the console check catches a broken page;
+  * every cell of every table file (CSV) is the mart value its table's source names: the test
+    reads the mart rows itself and matches them one to one with the file's rows, money in minor
+    units, percentages in basis points, counts and quantities exactly; a changed cell fails it;
   * the PDF has the expected pages and text; every table is written as CSV and XLSX (same rows);
     the HTML, CSV and XLSX are byte-identical when built again;
   * the email reaches a real SMTP server (aiosmtpd, with login): HTML body, text part, the PDF
@@ -29,10 +32,12 @@ import io
 import json
 import os
 import re
+import shutil
 import time
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from decimal import Decimal
 from html.parser import HTMLParser
 from itertools import zip_longest
 from pathlib import Path
@@ -48,7 +53,16 @@ from pypdf import PdfReader
 from exports.reports import ReportResult, build_report, run_report, send_report
 from exports.reports import charts as report_charts
 from exports.reports.mail import ReportDeliveryError
-from exports.reports.model import Bps, Figure, figure_text, group_digits, money_text
+from exports.reports.model import (
+    Bps,
+    Col,
+    Figure,
+    SourceRows,
+    TableSource,
+    figure_text,
+    group_digits,
+    money_text,
+)
 from exports.reports.pdf import run_chromium
 from meterline.config import load_config
 from meterline.errors import IntervalError, NoBillingPeriodError, StageError
@@ -489,6 +503,214 @@ def test_a_table_file_holds_its_mart_rows(built: dict[str, Any], conn: Connectio
                          "WHERE period = ? ORDER BY currency, product_rank", [PERIOD])
     assert [(r["currency"], r["product"], r["revenue"]) for r in rows] == [
         (c, p, money_text(int(v), c, int(exps[c])).split(" ")[0].replace(",", "")) for c, p, v in mart]
+
+
+# ----------------------------------------------------------------------------------- every table cell
+
+NUMERIC_KINDS = ("number", "money", "bps", "amount")
+DIGITS = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _numbers(text: str) -> set[Decimal]:
+    return {Decimal(n) for n in DIGITS.findall(text)}
+
+
+def _mart_cell(col: Col, row: dict[str, Any] | None, exps: dict[str, int]) -> Any:
+    """What the file must show for `col` of mart row `row`, as an exact value (money in minor
+    units, a percentage in basis points); "" for an empty cell."""
+    if col.kind == "const":
+        assert not re.search(r"\d", col.value or ""), f"a constant cell is a number: {col.value!r}"
+        return ("text", col.value) if col.value else ""
+    if row is None:
+        return ""
+    value = row[col.column]  # a KeyError: the column is not in the mart
+    if value is None or (col.shown_if and not row[col.shown_if]):
+        return ""
+    if col.kind in ("number", "money", "bps"):
+        assert not isinstance(value, bool | str | float) and value == int(value), (col, value)
+        return (col.kind, int(value))
+    if col.kind == "amount":
+        unit = row[col.currency]
+        if unit in exps and value == int(value):
+            return ("amount", Decimal(int(value)).scaleb(-exps[unit]), "", exps[unit])
+        return ("amount", Decimal(value), unit or "", None)
+    if col.kind == "date":
+        return ("text", (value.date() if isinstance(value, dt.datetime) else value).isoformat())
+    if col.kind == "label":
+        return ("text", dict(col.labels)[value]) if value in dict(col.labels) else ("no label for", value)
+    if col.kind == "words":
+        return ("text", str(value).replace("_", " "))
+    assert col.kind == "text", col
+    return ("text", value.isoformat() if isinstance(value, dt.date) else str(value))
+
+
+def _file_cell(col: Col, text: str, row: dict[str, str], columns: dict[str, Col], exps: dict[str, int]) -> Any:
+    """The value a file cell says, read the same way (money with its row's currency's exponent)."""
+    if text == "":
+        return ""
+    if col.kind == "number":
+        return ("number", int(text)) if re.fullmatch(r"-?\d+", text) else ("unreadable", text)
+    if col.kind == "money":
+        shown = [n for n, c in columns.items() if c.kind == "text" and c.column == col.currency]
+        exp = exps.get(row[shown[0]]) if shown else None
+        decimals = text.partition(".")[2]
+        if exp is None or not re.fullmatch(r"-?\d+(\.\d+)?", text) or len(decimals) != exp:
+            return ("unreadable money", text)
+        return ("money", int(Decimal(text).scaleb(exp)))
+    if col.kind == "bps":
+        return ("bps", int(Decimal(text).scaleb(2))) if re.fullmatch(r"-?\d+\.\d\d", text) else ("unreadable", text)
+    if col.kind == "amount":
+        m = re.fullmatch(r"(-?[\d,]+(?:\.(\d+))?)(?: (.+))?", text)
+        if not m:
+            return ("unreadable", text)
+        return ("amount", Decimal(m.group(1).replace(",", "")), m.group(3) or "",
+                None if m.group(3) else len(m.group(2) or ""))
+    return ("text", text)
+
+
+def check_table_file(conn: Connection, source: TableSource, path: Path,
+                     exps: dict[str, int]) -> tuple[list[str], Counter[str]]:
+    """Match the rows of a table file one to one with the mart rows its source names, every
+    cell compared. Returns the problems and what was compared (cells by kind)."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        header, *lines = list(csv.reader(fh))
+    problems: list[str] = []
+    compared: Counter[str] = Counter()
+    parts: list[tuple[SourceRows, list[str], dict[tuple, list[dict[str, Any] | None]]]] = []
+    for part in source.rows:
+        cols = dict(part.columns)
+        assert len(cols) == len(part.columns), part.columns
+        fixed = [n for n, c in part.columns if c.kind != "free"]
+        rows = conn.fetch_dicts(f"SELECT * FROM {source.mart}" + (f" WHERE {part.where}" if part.where else ""),
+                                list(part.params))
+        expected: dict[tuple, list[dict[str, Any] | None]] = defaultdict(list)
+        if part.pivot is None:
+            names = [n for n, _ in part.columns]
+            for r in rows:
+                expected[tuple(_mart_cell(cols[n], r, exps) for n in fixed)].append(r)
+        else:
+            by, cell = part.pivot
+            values = sorted({r[by] for r in rows})
+            names = [*(n for n, _ in part.columns), *values]
+            grouped: dict[tuple, dict[Any, dict[str, Any]]] = defaultdict(dict)
+            for r in rows:
+                key = tuple(_mart_cell(cols[n], r, exps) for n in fixed)
+                assert r[by] not in grouped[key], (source.mart, key, r[by])
+                grouped[key][r[by]] = r
+            for key, by_value in grouped.items():
+                expected[key + tuple(_mart_cell(cell, by_value.get(v), exps) for v in values)].append(None)
+        if header != names:
+            problems.append(f"{path.name}: columns {header}, its source {source.mart} gives {names}")
+            return problems, compared
+        parts.append((part, fixed, expected))
+
+    def read(part: SourceRows, fixed: list[str], row: dict[str, str]) -> tuple:
+        cols = dict(part.columns)
+        out = tuple(_file_cell(cols[n], row[n], row, cols, exps) for n in fixed)
+        if part.pivot is not None:
+            out += tuple(_file_cell(part.pivot[1], row[v], row, cols, exps) for v in header[len(part.columns):])
+        return out
+
+    unmatched: list[tuple[int, dict[str, str]]] = []
+    for number, line in enumerate(lines, start=2):
+        row = dict(zip(header, line, strict=True))
+        for part, fixed, expected in parts:
+            got = read(part, fixed, row)
+            if not expected.get(got):
+                continue
+            mart_row = expected[got].pop()
+            names = [*fixed, *header[len(part.columns):]] if part.pivot else fixed
+            for name, value in zip(names, got, strict=True):
+                col = part.pivot[1] if name not in dict(part.columns) else dict(part.columns)[name]
+                if value != "":
+                    compared[col.kind] += 1
+            for name, col in part.columns:
+                if col.kind == "free" and row[name]:
+                    assert mart_row is not None
+                    allowed = set().union(*(_numbers(str(mart_row[c])) for c in (col.column, *col.also)
+                                            if mart_row[c] is not None))
+                    stray = _numbers(row[name]) - allowed
+                    compared["free"] += 1
+                    if stray:
+                        problems.append(f"{path.name} line {number}, {name}: {row[name]!r} has numbers "
+                                        f"{sorted(stray)} that are not in {source.mart}.{col.column}/{col.also}")
+            break
+        else:
+            unmatched.append((number, row))
+    left = [(part, fixed, key) for part, fixed, expected in parts for key, rs in expected.items() for _ in rs]
+    for number, row in unmatched:
+        # the closest mart row, to name the cells that differ
+        scores = [sum(a == b for a, b in zip(read(part, fixed, row), key, strict=True))
+                  for part, fixed, key in left]
+        best = left[scores.index(max(scores))] if left else None
+        if best is None:
+            problems.append(f"{path.name} line {number}: {row} is no row of {source.mart}")
+            continue
+        part, fixed, key = best
+        names = [*fixed, *header[len(part.columns):]] if part.pivot else fixed
+        diff = {n: (a, b) for n, a, b in zip(names, read(part, fixed, row), key, strict=True) if a != b}
+        problems.append(f"{path.name} line {number}: no row of {source.mart} where {part.where!r} "
+                        f"{part.params}; closest differs in {{column: (file, mart)}} {diff}")
+    if len(left) > len(unmatched):
+        problems.append(f"{path.name}: {len(left) - len(unmatched)} row(s) of {source.mart} are not in the "
+                        f"file, e.g. {[k for _, _, k in left][:3]}")
+    return problems, compared
+
+
+def _changed(text: str) -> str:
+    """`text` with its last digit changed."""
+    i = max(i for i, ch in enumerate(text) if ch.isdigit())
+    return text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1:]
+
+
+@world_test
+@pytest.mark.parametrize("name", ["daily", "month", "month_end_day"])
+def test_every_table_cell_is_its_mart_value(built: dict[str, Any], conn: Connection, tmp_path: Path,
+                                            name: str) -> None:
+    """Every table of the report: the file's rows are the rows of the mart its source names (its
+    filter), one to one, and every cell is the value of the mart column the source names for
+    it: money in minor units of the row's currency (seeds.currencies' exponent), percentages in
+    basis points, counts, quantities and days exactly, labels and ids as the mart has them; a
+    number in free text must be in the mart columns it is made from, and a constant cell (a
+    "total" label) is never a number. Then, on copies, a changed cell or an added column fails."""
+    result: ReportResult = built[name]
+    exps = {c: int(e) for c, e in conn.fetchall(
+        'SELECT currency, minor_unit_exponent FROM "seeds"."currencies" WHERE minor_unit_exponent IS NOT NULL')}
+    assert set(result.sources) == set(result.tables) and len(result.tables) >= 7
+    totals: Counter[str] = Counter()
+    for stem, source in result.sources.items():
+        problems, compared = check_table_file(conn, source, result.tables[stem]["csv"], exps)
+        assert problems == [], problems
+        totals.update(compared)
+    print(name, len(result.tables), "tables, cells compared by kind:", dict(totals))
+    numeric = sum(totals[k] for k in NUMERIC_KINDS)
+    assert numeric >= {"daily": 150, "month": 200, "month_end_day": 150}[name], totals
+    assert totals["money"] and totals["number"] and totals["bps"]
+
+    # the check can fail: in a copy of each table file, one number changed; one column added
+    for stem, source in result.sources.items():
+        path = result.tables[stem]["csv"]
+        with path.open(newline="", encoding="utf-8") as fh:
+            header, *lines = list(csv.reader(fh))
+        kinds = {n: c.kind for part in reversed(source.rows) for n, c in part.columns}
+        spot = next(((i, j) for i, line in enumerate(lines) for j, text in enumerate(line)
+                     if kinds.get(header[j], "number") in NUMERIC_KINDS and re.search(r"\d", text)), None)
+        if spot is None:
+            continue
+        i, j = spot
+        lines[i][j] = _changed(lines[i][j])
+        copy = tmp_path / f"{stem}.csv"
+        with copy.open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh, lineterminator="\n").writerows([header, *lines])
+        problems, _ = check_table_file(conn, source, copy, exps)
+        assert any(f"line {i + 2}" in p and repr(header[j]) in p for p in problems), (stem, problems)
+    copy = tmp_path / "extra.csv"
+    shutil.copy(result.tables[next(iter(result.tables))]["csv"], copy)
+    with copy.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    with copy.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([[*r, "1" if n else "extra"] for n, r in enumerate(rows)])
+    assert check_table_file(conn, next(iter(result.sources.values())), copy, exps)[0]
 
 
 @world_test
