@@ -108,9 +108,6 @@ JINJA_RE = re.compile(r"\{[{%#]")
 SECRET_KEYS = {("sources", "stripe_api_key"), ("alerts", "slack_webhook_url"), ("alerts", "smtp_password")}
 
 
-DBT_SEEDS_DIR = (Path(__file__).resolve().parent.parent / "dbt_project" / "seeds").resolve()
-
-
 def fixed_dir(pattern: str) -> Path:
     """The folder a path or glob reads from: its parts before the first wildcard (a file's
     folder when there is none)."""
@@ -141,7 +138,7 @@ class WarehouseTarget:
     dbname: str = ""
     # DuckDB only: the directories the warehouse may read or write files in besides its own
     # database (meterline.warehouse.limit_duckdb_files): the state dir and the configured file
-    # sources. Config.warehouse fills it; a target made otherwise gets none.
+    # sources. Config.warehouse fills it; a target made otherwise gets none and is not limited.
     file_dirs: tuple[str, ...] = ()
 
     def redacted(self) -> str:
@@ -226,7 +223,9 @@ class Config:
         """The directories a DuckDB warehouse may reach files in: the warehouse's own folder,
         the state dir (staged extracts, dbt's target), dbt's seeds and the folder of a file
         metering source (the part of `metering_path` before its first wildcard)."""
-        dirs = {str(self.state_dir), str(DBT_SEEDS_DIR)}  # dbt-duckdb COPYs seeds from their files
+        from meterline import dbt  # at call time: the dbt project in use (tests point it at a copy)
+
+        dirs = {str(self.state_dir), str((dbt.DBT_PROJECT_DIR / "seeds").resolve())}  # seeds are COPYed
         url = self.get("warehouse", "url")
         dirs.add(str(parse_db_url(url, self.base_dir, "warehouse.url").path.parent))
         pattern = self.get("sources", "metering_path")

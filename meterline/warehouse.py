@@ -476,7 +476,8 @@ def open_connection(
             target.path.parent.mkdir(parents=True, exist_ok=True)
             raw = duckdb.connect(str(target.path), read_only=read_only)
             raw.execute("SET TimeZone = 'UTC'")  # zoned source times (direct file loads) as UTC
-            limit_duckdb_files(raw, target.file_dirs)
+            if target.file_dirs:  # a target from the configuration (Config.warehouse)
+                limit_duckdb_files(raw, target.file_dirs)
         except duckdb.IOException as exc:
             msg = str(exc).splitlines()[0]
             if "lock" in msg.lower():

@@ -132,8 +132,9 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     # issue 10's invariants on a world with planted faults (duplicates, a negative quantity, an
     # unknown account, late data): every metered unit accounted for, invoices = their lines,
     # journal balanced
+    source = directory / "sources" / "metering.duckdb"  # a DuckDB metering source, when it is one
     with connect(cfg.warehouse) as conn:
-        check_all(conn, directory / "sources" / "metering.duckdb")
+        check_all(conn, source if source.exists() else None)
 
     res = run_cli("status", "--json", cwd=directory, env=env)
     printed.append(res.stdout + res.stderr)

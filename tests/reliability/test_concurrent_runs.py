@@ -28,9 +28,8 @@ def try_lock_elsewhere(url: str, base: Path, wait: float = 0.0) -> dict:
     code = textwrap.dedent(f"""
         import json, sys
         from pathlib import Path
-        from meterline.config import load_config, parse_db_url
+        from meterline.config import parse_db_url
         from meterline.runlock import RunLockedError, exclusive
-from meterline.warehouse import connect
         target = parse_db_url({url!r}, Path({str(base)!r}), "warehouse")
         try:
             with exclusive(target, "close", wait_seconds={wait}):
@@ -86,7 +85,7 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import os, time
         from pathlib import Path
-        from meterline.config import load_config, parse_db_url
+        from meterline.config import parse_db_url
         from meterline.runlock import exclusive
         with exclusive(parse_db_url({url!r}, Path({str(tmp_path)!r}), "w"), "nightly"):
             print("held", flush=True)
@@ -107,7 +106,7 @@ def test_in_process_refusal_is_a_run_locked_error(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from meterline.config import load_config, parse_db_url
+        from meterline.config import parse_db_url
         from meterline.runlock import exclusive
         with exclusive(parse_db_url({url!r}, Path({str(tmp_path)!r}), "w"), "nightly"):
             print("held", flush=True)
