@@ -28,6 +28,8 @@ day_numbers as (
     {{ dbt.generate_series(31) }}
 ),
 
+-- the days of each period, and only those: 31 day numbers cover the longest month, and a shorter
+-- month must not take its next month's first days (their usage is that month's)
 period_days as (
     select
         periods.period,
@@ -35,6 +37,7 @@ period_days as (
         cast({{ dbt.dateadd('day', day_offset, 'periods.period_start') }} as date) as revenue_date
     from periods
     cross join day_numbers
+    where cast({{ dbt.dateadd('day', day_offset, 'periods.period_start') }} as date) < periods.period_end
 ),
 
 usage_weights as (
@@ -67,12 +70,8 @@ ratable_weights as (
         period_days.revenue_date,
         cast(1 as decimal(38, 0)) as weight
     from amounts
-    inner join periods
-        on amounts.service_period = periods.period
     inner join period_days
-        on
-            amounts.service_period = period_days.period
-            and periods.period_end > period_days.revenue_date
+        on amounts.service_period = period_days.period
     left join weighted_products
         on
             amounts.account_id = weighted_products.account_id
