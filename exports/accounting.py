@@ -103,7 +103,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "rollforward": (
         "currency", "accounting_period", "balance", "opening_minor", "billed_minor",
-        "recognized_minor", "closing_minor",
+        "recognized_minor", "voided_minor", "catchup_minor", "closing_minor",
     ),
     "waterfall": (
         "currency", "origin_period", "recognition_period", "recognized_minor", "remaining_minor",
@@ -114,7 +114,8 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
 MONEY_KEYS: dict[str, tuple[str, ...]] = {
     "journal_lines": ("debit_minor", "credit_minor"),
     "revenue_daily": ("revenue_minor",),
-    "rollforward": ("opening_minor", "billed_minor", "recognized_minor", "closing_minor"),
+    "rollforward": ("opening_minor", "billed_minor", "recognized_minor", "voided_minor", "catchup_minor",
+                    "closing_minor"),
     "waterfall": ("recognized_minor", "remaining_minor"),
     "invoices": ("total_minor",),
     "invoice_lines": ("amount_minor",),
@@ -533,7 +534,7 @@ def _waterfall_table(rows: list[dict[str, Any]], currencies: Mapping[str, int]) 
 
 
 def _rollforward_table(rows: list[dict[str, Any]], currencies: Mapping[str, int]) -> Table:
-    keys = ("opening_minor", "billed_minor", "recognized_minor", "closing_minor")
+    keys = MONEY_KEYS["rollforward"]
     ordered = sorted(rows, key=lambda r: (r["accounting_period"], r["currency"], r["balance"]))
     out = []
     for r in ordered:
@@ -543,7 +544,7 @@ def _rollforward_table(rows: list[dict[str, Any]], currencies: Mapping[str, int]
                     *[Money(r[k], r["currency"], exp) for k in keys]])
     return Table("balance_rollforward",
                  ["accounting_period", "currency", "balance", *keys,
-                  "opening_amount", "billed_amount", "recognized_amount", "closing_amount"], out,
+                  *[k.replace("_minor", "_amount") for k in keys]], out,
                  note="no totals: each row is one balance's rollforward in one currency")
 
 

@@ -159,7 +159,7 @@ def _period_rows(conn: Connection, period: str) -> dict[str, list[dict[str, Any]
         "revenue_source, is_catchup", params))
     rollforward = _plain_rows(conn.fetch_dicts(
         f"SELECT currency, accounting_period, balance, opening_minor, billed_minor, recognized_minor, "
-        f"closing_minor FROM {marts('fct_balance_rollforward')} WHERE accounting_period = ? "
+        f"voided_minor, catchup_minor, closing_minor FROM {marts('fct_balance_rollforward')} WHERE accounting_period = ? "
         "ORDER BY currency, balance", [period]))
     waterfall = _plain_rows(conn.fetch_dicts(
         f"SELECT currency, origin_period, recognition_period, sold_minor, recognized_minor, remaining_minor "

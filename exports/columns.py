@@ -81,8 +81,8 @@ ACCOUNTING_FILES: dict[str, tuple[str, ...]] = {
         "remaining_minor", "remaining_amount"),
     "balance_rollforward": (
         "accounting_period", "currency", "balance", "opening_minor", "billed_minor",
-        "recognized_minor", "closing_minor", "opening_amount", "billed_amount", "recognized_amount",
-        "closing_amount"),
+        "recognized_minor", "voided_minor", "catchup_minor", "closing_minor", "opening_amount",
+        "billed_amount", "recognized_amount", "voided_amount", "catchup_amount", "closing_amount"),
     "invoice_register": (
         "invoice_id", "account_id", "period", "currency", "total_minor", "line_count", "version",
         "content_hash", "state", "total_amount"),
@@ -112,7 +112,8 @@ REPORT_FILES: dict[str, tuple[str, ...]] = {
     "pack_mrr_bridge": ("currency", "opening_mrr", "carried_in", "new", "expansion", "reactivation",
                         "contraction", "churn", "closing_mrr", "closing_arr", "paying_accounts"),
     "pack_mrr_accounts": ("currency", "account_id", "movement", "opening_mrr", "change", "mrr", "arr"),
-    "pack_deferred_revenue": ("currency", "balance", "opening", "billed", "recognized", "closing"),
+    "pack_deferred_revenue": ("currency", "balance", "opening", "billed", "recognized", "voided", "catchup",
+                              "closing"),
     "pack_deferred_waterfall": ("currency", "origin_period", "sold", "recognized", "remaining"),
     "pack_receivables_aging": ("currency", "bucket", "invoices", "open_amount"),
     "pack_open_invoices": ("invoice_id", "account_id", "period", "currency", "invoice_date", "due_date",

@@ -71,6 +71,8 @@ RISK_REASONS = {
     "open_dispute": "open dispute",
 }
 TOP_ACCOUNTS = 10
+# fct_balance_rollforward's movements, each `<name>_minor` (classified by journal entry type)
+ROLLFORWARD_COLUMNS = ("opening", "billed", "recognized", "voided", "catchup", "closing")
 USAGE_TREND_DAYS = 14
 FINANCE_MARTS = ("fin_calendar", "fin_daily_flash", "fin_usage_daily", "fin_mrr_movements",
                  "fin_mrr_bridge", "fin_receivables_aging", "fin_receivables_aging_buckets",
@@ -651,29 +653,33 @@ def month_report(conn: Connection, period: str, personal: frozenset[str] = froze
         cur, bal = r["currency"], r["balance"]
         fs = [figs.add(f"rollforward.{cur}.{bal}.{col}", f"{cur} {bal} {col}", r, f"{col}_minor",
                        "fct_balance_rollforward", rkey, "money")
-              for col in ("opening", "billed", "recognized", "closing")]
+              for col in ROLLFORWARD_COLUMNS]
         roll_rows.append([cur, bal.replace("_", " "), *fs])
         if bal == "deferred_revenue":
             roll_charts.append(charts.waterfall(
                 f"deferred_revenue_{cur}", f"{cur} deferred revenue",
                 [("opening", r["opening_minor"], "total"), ("credits sold", r["billed_minor"], "delta"),
-                 ("recognized", -r["recognized_minor"], "delta"), ("closing", r["closing_minor"], "total")],
+                 ("recognized", -r["recognized_minor"], "delta"), ("voided", r["voided_minor"], "delta"),
+                 ("catch-up", r["catchup_minor"], "delta"), ("closing", r["closing_minor"], "total")],
                 figs.fmt(cur), width=360))
     deferred = Section(
         id="deferred", title="Deferred revenue roll-forward",
         intro=("From the general journal. Deferred revenue (prepaid credits sold, not yet used): "
-               "closing = opening + sold − recognized (applied to invoices or expired). Unbilled "
-               "receivables (revenue earned, not yet invoiced): closing = opening + recognized − billed."),
+               "closing = opening + sold − recognized (applied to invoices or expired) + voided + catch-up. "
+               "Unbilled receivables (revenue earned, not yet invoiced): closing = opening + recognized − "
+               "billed + voided + catch-up. Each movement is classified by its journal entry's type: "
+               "voided is what reversing a voided invoice gave back to the balance, catch-up what "
+               "late changes to a closed month added to it."),
         charts=roll_charts,
         tables=[
             ReportTable(stem="pack_deferred_revenue", title="Roll-forward",
                         source=TableSource.of("marts.fct_balance_rollforward", "accounting_period = ?", [period], [
                             ("currency", Col.text("currency")), ("balance", Col.words("balance")),
-                            *[(col, Col.money(f"{col}_minor")) for col in ("opening", "billed", "recognized",
-                                                                          "closing")]]),
-                        columns=["currency", "balance", "opening", "billed", "recognized", "closing"],
-                        headers=["currency", "balance", "opening", "billed / sold", "recognized", "closing"],
-                        rows=roll_rows, numeric=frozenset({"opening", "billed", "recognized", "closing"}),
+                            *[(col, Col.money(f"{col}_minor")) for col in ROLLFORWARD_COLUMNS]]),
+                        columns=["currency", "balance", *ROLLFORWARD_COLUMNS],
+                        headers=["currency", "balance", "opening", "billed / sold", "recognized", "voided",
+                                 "catch-up", "closing"],
+                        rows=roll_rows, numeric=frozenset(ROLLFORWARD_COLUMNS),
                         empty="no balances"),
             ReportTable(stem="pack_deferred_waterfall", title="Prepaid credits recognized this month, by month sold",
                         source=TableSource.of("marts.fct_deferred_revenue_waterfall", "recognition_period = ?",

@@ -137,12 +137,14 @@ def sample_inputs() -> dict[str, Any]:
     ]
     rollforward = [
         {"currency": "USD", "accounting_period": PERIOD, "balance": "unbilled_receivables",
-         "opening_minor": 0, "billed_minor": 0, "recognized_minor": 750, "closing_minor": 750},
+         "opening_minor": 0, "billed_minor": 0, "recognized_minor": 0, "voided_minor": 0,
+         "catchup_minor": 750, "closing_minor": 750},
         {"currency": "USD", "accounting_period": PERIOD, "balance": "deferred_revenue",
-         "opening_minor": 50000, "billed_minor": 20000, "recognized_minor": 15000,
-         "closing_minor": 55000},
+         "opening_minor": 50000, "billed_minor": 20000, "recognized_minor": 17000, "voided_minor": 2000,
+         "catchup_minor": 0, "closing_minor": 55000},
         {"currency": "KWD", "accounting_period": PERIOD, "balance": "deferred_revenue",
-         "opening_minor": 1000, "billed_minor": 0, "recognized_minor": 500, "closing_minor": 500},
+         "opening_minor": 1000, "billed_minor": 0, "recognized_minor": 500, "voided_minor": 0,
+         "catchup_minor": 0, "closing_minor": 500},
     ]
     waterfall = [
         {"currency": "USD", "origin_period": "2026-08", "recognition_period": "2026-10",

@@ -1,5 +1,6 @@
--- The roll-forward ties out: opening + billed - recognized = closing (deferred revenue) and
--- opening + recognized - billed = closing (unbilled receivables); each month opens where the
+-- The roll-forward ties out: opening + billed - recognized + voided + catchup = closing (deferred
+-- revenue) and opening + recognized - billed + voided + catchup = closing (unbilled receivables),
+-- so every journal line on the two GL keys is classified by its entry type; each month opens where the
 -- previous one closed; and each closing equals the balance of its GL key in the journal at the
 -- month's end. Returns the rows that do not tie.
 with
@@ -13,6 +14,8 @@ rollforward as (
         opening_minor,
         billed_minor,
         recognized_minor,
+        voided_minor,
+        catchup_minor,
         closing_minor,
         lag(closing_minor) over (partition by currency, balance order by accounting_period) as previous_closing
     from {{ ref('fct_balance_rollforward') }}
@@ -49,11 +52,13 @@ where
     (
         rollforward.balance = 'deferred_revenue'
         and rollforward.opening_minor + rollforward.billed_minor - rollforward.recognized_minor
+        + rollforward.voided_minor + rollforward.catchup_minor
         <> rollforward.closing_minor
     )
     or (
         rollforward.balance = 'unbilled_receivables'
         and rollforward.opening_minor + rollforward.recognized_minor - rollforward.billed_minor
+        + rollforward.voided_minor + rollforward.catchup_minor
         <> rollforward.closing_minor
     )
     or rollforward.opening_minor <> coalesce(rollforward.previous_closing, 0)
