@@ -95,7 +95,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 
 
 DEMO_ACCOUNTS = 4
-_DEMO_CACHE: dict[str, Path] = {}
+_DEMO_CACHE: dict[str, tuple[Path, dict]] = {}
 
 
 def demo_env() -> dict[str, str]:
@@ -103,40 +103,60 @@ def demo_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
 
 
-@pytest.fixture(scope="session")
-def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One `meterline demo` (4 accounts, seed 7; nights 2026-10-01 .. 2026-11-03; 2026-10 closed)
-    built once per test run and shared: read it, or copy it (`copy_world`) before changing
-    anything. Under pytest-xdist the workers share it: the first to need it builds it under a
-    file lock in the run's common temporary folder, the others wait and reuse it."""
+def _shared_world(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str]) -> tuple[Path, dict]:
+    """`meterline demo <args>` built once per test run into `<run tmp>/shared_<name>/world` and
+    shared: under pytest-xdist the first worker to need it builds it under a file lock in the
+    run's common temporary folder, the others wait and reuse it. Returns (folder, summary)."""
     import fcntl
     import json
 
-    if "world" in _DEMO_CACHE:
-        return _DEMO_CACHE["world"]
+    if name in _DEMO_CACHE:
+        return _DEMO_CACHE[name]
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the folder all workers of this run share
-    base = root / "shared_demo_world"
+    base = root / f"shared_{name}"
     directory, done = base / "world", base / "summary.json"
-    with (root / "shared_demo_world.lock").open("w") as lock:
+    with (root / f"shared_{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
             shutil.rmtree(base, ignore_errors=True)
             base.mkdir(parents=True)
             res = subprocess.run(
-                [sys.executable, "-m", "meterline.cli", "demo", "--dir", str(directory),
-                 "--accounts", str(DEMO_ACCOUNTS), "--json"],
+                [sys.executable, "-m", "meterline.cli", "demo", "--dir", str(directory), *args, "--json"],
                 cwd=base, env=demo_env(), capture_output=True, text=True, timeout=1200)
             assert res.returncode == 0, res.stderr[-3000:]
             done.write_text(res.stdout)
-    summary = json.loads(done.read_text())
+    _DEMO_CACHE[name] = (directory, json.loads(done.read_text()))
+    return _DEMO_CACHE[name]
+
+
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `meterline demo` (4 accounts, seed 7; nights 2026-10-01 .. 2026-11-03; 2026-10 closed)
+    built once per test run and shared: read it, or copy it (`copy_world`) before changing
+    anything."""
+    directory, summary = _shared_world(tmp_path_factory, "demo_world", ["--accounts", str(DEMO_ACCOUNTS)])
     assert summary["accounts"] == DEMO_ACCOUNTS and summary["closed_periods"] == ["2026-10"]
     # this world's planted discrepancies too: every one found, nothing else flagged
     assert summary["discrepancies_found"] == summary["discrepancies_planted"] >= 6, summary["discrepancies_missed"]
     assert summary["false_positives"] == 0, summary["false_positive_findings"]
-    _DEMO_CACHE["world"] = directory
     return directory
+
+
+THREE_MONTH_CLOSED = ["2026-10", "2026-11", "2026-12"]
+
+
+@pytest.fixture(scope="session")
+def three_month_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A clean `meterline demo` over three closed months: 6 accounts, seed 1, nights 2026-10-01 ..
+    2027-01-04, 2026-10, 2026-11 and 2026-12 closed (31, 30 and 31 days). Seed 1 leaves an
+    invoice unpaid in each month, so receivables age past 30 days. Shared like `demo_world`;
+    returns (folder, the demo's summary)."""
+    directory, summary = _shared_world(tmp_path_factory, "three_month_world",
+                                       ["--accounts", "6", "--seed", "1", "--days", "96", "--clean"])
+    assert summary["closed_periods"] == THREE_MONTH_CLOSED, summary["closed_periods"]
+    return directory, summary
 
 
 @pytest.fixture(scope="session")

@@ -921,3 +921,202 @@ def test_the_cli_writes_the_month_pack(demo_world: Path, chromium: str, tmp_path
     assert any(p.suffix == ".xlsx" for p in folder.iterdir()) and any(p.suffix == ".csv" for p in folder.iterdir())
     bad = run_cli("report", "month", "--date", "2026-11", "--no-send", cwd=d, env=demo_env())
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+
+
+# ----------------------------------------------------------------------------------- three closed months
+# conftest's three_month_world: clean, 6 accounts, seed 1, nights 2026-10-01 .. 2027-01-04, October
+# (31 days), November (30) and December (31) closed, one unpaid invoice or more in each month.
+# Month to date against a real previous month, MRR movements between months, receivables aged
+# past 30 days and a 30-day month between two 31-day ones, all against independent sources: the
+# billing system's invoices (sources/expected_invoices.json), Stripe's objects (sources/stripe/)
+# and, for revenue, fct_revenue_daily summed over the calendar days.
+
+THREE_MONTH_REPORTS = (("nov_pack", "month", "2026-11"), ("dec_pack", "month", "2026-12"),
+                       ("nov_30", "daily", "2026-11-30"), ("dec_15", "daily", "2026-12-15"),
+                       ("dec_30", "daily", "2026-12-30"), ("dec_31", "daily", "2026-12-31"))
+
+
+@pytest.fixture(scope="module")
+def built3(three_month_world: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    world, _ = three_month_world
+    base = tmp_path_factory.mktemp("reports3")
+    cfg = world_config(world, base / "cfg")
+    out: dict[str, Any] = {"cfg": cfg, "world": world}
+    with connect(cfg.warehouse, read_only=True) as c:
+        for name, kind, when in THREE_MONTH_REPORTS:
+            out[name] = build_report(c, cfg, kind, when, base / when, with_pdf=False)
+    return out
+
+
+@pytest.fixture
+def conn3(three_month_world: tuple[Path, dict], tmp_path: Path) -> Iterator[Connection]:
+    cfg = world_config(three_month_world[0], tmp_path / "read-only")
+    with connect(cfg.warehouse, read_only=True) as c:
+        yield c
+
+
+def billing_totals(world: Path, period: str) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for inv in expected_invoices(world, period):
+        totals[inv["currency"]] += inv["total_minor"]
+    return dict(totals)
+
+
+def revenue_between(conn: Connection, first: dt.date, last: dt.date) -> dict[str, int]:
+    return by_currency(conn.fetchall(
+        'SELECT currency, sum(revenue_minor) FROM "marts"."fct_revenue_daily" '
+        "WHERE revenue_date >= ? AND revenue_date <= ? GROUP BY currency", [first, last]))
+
+
+@world_test
+@pytest.mark.parametrize("name", [n for n, _, _ in THREE_MONTH_REPORTS])
+def test_three_months_every_figure_and_cell_is_its_mart_value(built3: dict[str, Any], conn3: Connection,
+                                                              name: str) -> None:
+    result: ReportResult = built3[name]
+    for fig in result.figures.values():
+        where = " AND ".join(f"{k} = ?" for k, _ in fig.key)
+        rows = conn3.fetchall(f"SELECT {fig.column} FROM {fig.mart} WHERE {where}", [v for _, v in fig.key])
+        assert len(rows) == 1, (fig.id, fig.mart, fig.key, rows)
+        assert (None if rows[0][0] is None else int(rows[0][0])) == fig.value, (fig.id, rows[0][0], fig.value)
+    exps = {c: int(e) for c, e in conn3.fetchall(
+        'SELECT currency, minor_unit_exponent FROM "seeds"."currencies" WHERE minor_unit_exponent IS NOT NULL')}
+    for stem, source in result.sources.items():
+        problems, _ = check_table_file(conn3, source, result.tables[stem]["csv"], exps)
+        assert problems == [], (stem, problems)
+
+
+@world_test
+@pytest.mark.parametrize("name, day, prev_first, prev_last, billed_now, billed_prev", [
+    # a 30-day month's last day compares with the whole 31-day month before it
+    ("nov_30", dt.date(2026, 11, 30), dt.date(2026, 10, 1), dt.date(2026, 10, 31), "2026-11", "2026-10"),
+    # a mid-month day with the same days of the previous month
+    ("dec_15", dt.date(2026, 12, 15), dt.date(2026, 11, 1), dt.date(2026, 11, 15), None, None),
+    # day 30 of a 31-day month: the whole 30-day month before (its invoices are dated its day 30)
+    ("dec_30", dt.date(2026, 12, 30), dt.date(2026, 11, 1), dt.date(2026, 11, 30), None, "2026-11"),
+    # a 31-day month's last day compares with the whole 30-day month before it
+    ("dec_31", dt.date(2026, 12, 31), dt.date(2026, 11, 1), dt.date(2026, 11, 30), "2026-12", "2026-11"),
+])
+def test_three_months_month_to_date_against_the_previous_month(
+        built3: dict[str, Any], conn3: Connection, name: str, day: dt.date, prev_first: dt.date,
+        prev_last: dt.date, billed_now: str | None, billed_prev: str | None) -> None:
+    f = built3[name].figures
+    world = built3["world"]
+    currencies = {k.split(".")[1] for k in f if k.startswith("flash.")}
+    assert currencies == {inv["currency"] for inv in expected_invoices(world, "2026-10")}
+    revenue = revenue_between(conn3, day.replace(day=1), day)
+    revenue_prev = revenue_between(conn3, prev_first, prev_last)
+    now = billing_totals(world, billed_now) if billed_now else {}
+    prev = billing_totals(world, billed_prev) if billed_prev else {}
+    assert revenue and revenue_prev
+    for cur in currencies:
+        assert f[f"flash.{cur}.revenue.mtd"].value == revenue.get(cur, 0), cur
+        assert f[f"flash.{cur}.revenue.prev_mtd"].value == revenue_prev.get(cur, 0), cur
+        # invoices are dated their period's last day: billed is the billing system's totals then
+        assert f[f"flash.{cur}.billed.mtd"].value == now.get(cur, 0), cur
+        assert f[f"flash.{cur}.billed.prev_mtd"].value == prev.get(cur, 0), cur
+
+
+def mrr_by_account(world: Path, period: str) -> dict[tuple[str, str], int]:
+    """The billing system's recurring amount per (currency, account): every line but credits,
+    never below zero (the MRR rule, DECISIONLOG.md "MRR")."""
+    return {(inv["currency"], inv["account_id"]):
+            max(0, sum(line["amount_minor"] for line in inv["lines"] if line["category"] != "credit"))
+            for inv in expected_invoices(world, period)}
+
+
+@world_test
+@pytest.mark.parametrize("name, period, previous", [("nov_pack", "2026-11", "2026-10"),
+                                                    ("dec_pack", "2026-12", "2026-11")])
+def test_three_months_mrr_movements(built3: dict[str, Any], name: str, period: str, previous: str) -> None:
+    f = built3[name].figures
+    world = built3["world"]
+    now, before = mrr_by_account(world, period), mrr_by_account(world, previous)
+    expected: dict[str, Counter[str]] = defaultdict(Counter)
+    for key in now.keys() | before.keys():
+        cur, new, old = key[0], now.get(key, 0), before.get(key, 0)
+        expected[cur]["opening"] += old
+        expected[cur]["closing"] += new
+        move = ("expansion" if new > old > 0 else "contraction" if old > new > 0 else
+                "churn" if old > 0 == new else "unchanged" if new == old else "new_or_reactivation")
+        expected[cur][move] += new - old
+    moved = set()
+    for cur, e in expected.items():
+        assert f[f"mrr.{cur}.opening"].value == e["opening"], cur
+        assert f[f"mrr.{cur}.closing"].value == e["closing"], cur
+        assert f[f"arr.{cur}.closing"].value == 12 * e["closing"], cur
+        assert f[f"mrr.{cur}.expansion"].value == e["expansion"], cur
+        assert f[f"mrr.{cur}.contraction"].value == e["contraction"], cur
+        assert f[f"mrr.{cur}.churn"].value == e["churn"] == 0, cur  # every account stays
+        assert f[f"mrr.{cur}.carried_in"].value == 0, cur  # not the warehouse's first month
+        assert f[f"mrr.{cur}.new"].value == f[f"mrr.{cur}.reactivation"].value == 0, cur
+        moved |= {m for m in ("expansion", "contraction") if e[m]}
+    assert moved == {"expansion", "contraction"}, expected  # the world moves both ways
+
+
+def stripe_unpaid(world: Path) -> dict[str, set[str]]:
+    """Accounts whose Stripe invoice of a period is unpaid, per period (sources/stripe/)."""
+    doc = json.loads((world / "sources" / "stripe" / "invoices.json").read_text(encoding="utf-8"))
+    out: dict[str, set[str]] = defaultdict(set)
+    for inv in doc:
+        if inv["status"] == "open":
+            out[inv["metadata"]["period"]].add(inv["metadata"]["account_id"])
+    return out
+
+
+@world_test
+@pytest.mark.parametrize("name, ages", [
+    # November 30: October's unpaid invoices (dated October 31, net 30) fall due that day: current
+    ("nov_pack", {"2026-11": "current", "2026-10": "current"}),
+    # December 31: December's are not due; November's are 1 day past due, October's 31 days
+    ("dec_pack", {"2026-12": "current", "2026-11": "1_30", "2026-10": "31_60"}),
+])
+def test_three_months_receivables_aging(built3: dict[str, Any], name: str, ages: dict[str, str]) -> None:
+    f = built3[name].figures
+    world = built3["world"]
+    unpaid = stripe_unpaid(world)
+    latest = max(ages)
+    expected: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for period, bucket in ages.items():
+        for inv in expected_invoices(world, period):
+            # the month's own invoices are not paid by its end (Stripe bills on the 1st); older
+            # ones are open when Stripe never collected them
+            if inv["total_minor"] and (period == latest or inv["account_id"] in unpaid[period]):
+                expected[(inv["currency"], bucket)][0] += inv["total_minor"]
+                expected[(inv["currency"], bucket)][1] += 1
+    assert {b for _, b in expected} == set(ages.values()), expected  # each age is in this world
+    for cur in {c for c, _ in expected}:
+        for bucket in BUCKET_LABELS_3:
+            amount, count = expected.get((cur, bucket), [0, 0])
+            assert f[f"aging.{cur}.{bucket}.open"].value == amount, (cur, bucket)
+            assert f[f"aging.{cur}.{bucket}.invoices"].value == count, (cur, bucket)
+
+
+BUCKET_LABELS_3 = ("current", "1_30", "31_60", "61_90", "91_plus", "credit_balance")
+
+
+@world_test
+def test_three_months_rollforward(built3: dict[str, Any], conn3: Connection) -> None:
+    """December's unbilled receivables: opening = November's closing (0: November was invoiced),
+    recognized = December's revenue from invoice lines, billed = December's invoices' usage and
+    fees, closing 0; nothing voided, no catch-up in a clean world; the same balance opens each
+    month where the one before closed."""
+    f = built3["dec_pack"].figures
+    world = built3["world"]
+    recognized = by_currency(conn3.fetchall(
+        'SELECT currency, sum(revenue_minor) FROM "marts"."fct_revenue_daily" WHERE accounting_period = ? '
+        "AND revenue_source = 'invoice_lines' GROUP BY currency", ["2026-12"]))
+    invoiced: dict[str, int] = defaultdict(int)
+    for inv in expected_invoices(world, "2026-12"):
+        invoiced[inv["currency"]] += sum(line["amount_minor"] for line in inv["lines"] if line["category"] != "credit")
+    for cur, amount in invoiced.items():
+        key = f"rollforward.{cur}.unbilled_receivables"
+        assert f[f"{key}.opening"].value == 0, cur
+        assert f[f"{key}.recognized"].value == recognized[cur] == amount, cur
+        assert f[f"{key}.billed"].value == amount, cur
+        assert f[f"{key}.voided"].value == f[f"{key}.catchup"].value == 0, cur
+        assert f[f"{key}.closing"].value == 0, cur
+    rows = conn3.fetchall('SELECT currency, balance, accounting_period, opening_minor, closing_minor '
+                          'FROM "marts"."fct_balance_rollforward" ORDER BY currency, balance, accounting_period')
+    for before, after in zip(rows, rows[1:], strict=False):
+        if before[:2] == after[:2]:
+            assert after[3] == before[4], (before, after)
