@@ -37,12 +37,29 @@ def _cols(raw_table: str) -> str:
     return ", ".join(quote(c) for c, _ in RAW_TABLES[raw_table])
 
 
-def _within(reader: Reader, column: str, kind: str = "TIMESTAMP") -> str:
-    """`column` in [?, ?) — or not a value at all, so it is pulled and quarantined, not lost."""
+def _time(reader: Reader, column: str, kind: str = "TIMESTAMP") -> str:
     col = quote(column)
     if reader.kind == "files" and reader.text_times:
         col = text_timestamp(col) if kind == "TIMESTAMP" else f"try_cast({col} AS {kind})"
+    return col
+
+
+def _within(reader: Reader, column: str, kind: str = "TIMESTAMP") -> str:
+    """`column` in [?, ?) — or not a value at all, so it is pulled and quarantined, not lost."""
+    col = _time(reader, column, kind)
     return f"({col} IS NULL OR ({col} >= ? AND {col} < ?))"
+
+
+def _night_versions(reader: Reader, column: str, kind: str, day: tuple[Any, Any],
+                    window_start: Any, start: dt.datetime, end: dt.datetime) -> tuple[str, list]:
+    """The versions night D pulls, each version of the source in exactly one night:
+    written during D (`updated_at` in [D, D + 1)) for a time in [D - late window, D + 1); and
+    written before D for a time in D itself (a writer's clock behind the events' clock: no
+    earlier night pulls a time of D, as each pulls only times before its own end)."""
+    time, written = _time(reader, column, kind), _time(reader, "updated_at")
+    sql = (f"(({_within(reader, column, kind)} AND {_within(reader, 'updated_at')}) "
+           f"OR ({time} >= ? AND {time} < ? AND {written} < ?))")
+    return sql, [window_start, day[1], start, end, day[0], day[1], start]
 
 
 def _stream(cfg: Config, source: str, table: str, build: Any) -> Iterator[pa.RecordBatch]:
@@ -122,15 +139,13 @@ def _interval(cfg: Config, day: dt.date) -> tuple[dt.datetime, dt.datetime, dt.d
 
 
 def extract_metering(cfg: Config, day: dt.date) -> dict[str, Iterator[pa.RecordBatch]]:
-    """Usage versions written during `day` for hours in [day - late window, day + 1)."""
+    """Usage versions written during `day` for hours in [day - late window, day + 1), and those
+    of `day`'s own hours written before it (`_night_versions`)."""
     start, end, window_start = _interval(cfg, day)
 
     def build(reader: Reader) -> tuple[str, list]:
-        return (
-            f"SELECT {_cols('metering_usage_hourly')} FROM {reader.relation} "
-            f"WHERE {_within(reader, 'hour_start')} AND {_within(reader, 'updated_at')}",
-            [window_start, end, start, end],
-        )
+        where, params = _night_versions(reader, "hour_start", "TIMESTAMP", (start, end), window_start, start, end)
+        return f"SELECT {_cols('metering_usage_hourly')} FROM {reader.relation} WHERE {where}", params
 
     return {"metering_usage_hourly": SourceStream(cfg, "metering",
                                                   cfg.get("sources", "metering_table"), build)}
@@ -147,11 +162,9 @@ def extract_billing(cfg: Config, day: dt.date) -> dict[str, Iterator[pa.RecordBa
         out[raw_table] = SourceStream(cfg, "billing", src_table, snapshot)
 
     def counters(reader: Reader) -> tuple[str, list]:
-        return (
-            f"SELECT {_cols('billing_usage_counters')} FROM {reader.relation} "
-            f"WHERE {_within(reader, 'day', 'DATE')} AND {_within(reader, 'updated_at')}",
-            [window_start.date(), end.date(), start, end],
-        )
+        where, params = _night_versions(reader, "day", "DATE", (start.date(), end.date()), window_start.date(),
+                                        start, end)
+        return f"SELECT {_cols('billing_usage_counters')} FROM {reader.relation} WHERE {where}", params
 
     out["billing_usage_counters"] = SourceStream(cfg, "billing", "usage_counters", counters)
     return out

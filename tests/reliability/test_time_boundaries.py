@@ -50,6 +50,7 @@ from meterline.warehouse import connect
 UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)
 SECOND = dt.timedelta(seconds=1)
+DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2027, 1, 1)  # extraction stamp (audit only)
 USAGE_COLS = [c for c, _ in METERING_TABLES["usage_hourly"]]
 # the local days of 2026 with 23 and 25 hours
@@ -290,20 +291,24 @@ def test_a_second_either_side_of_midnight_lands_in_one_night_and_one_period(
     assert dict(periods) == {"2026-10": 1 + 2 + 4 + 8, "2026-11": 16 + 32}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "night D pulls hour_start < D + 1 only (ingest/sql_sources.extract_metering, docs/sources.md), "
-    "night D + 1 pulls updated_at >= D + 1 only: a version written before its hour begins (the "
-    "writer's clock 1 s behind the events' clock) is in no night's window and is never loaded"))
-def test_a_version_written_a_second_before_its_hour_is_loaded(tmp_path: Path) -> None:
-    rows = [row(FIRST_HOUR, "p_early", 1, MONTH_END - SECOND),  # the only version of its key
-            row(LAST_HOUR, "p_last", 2, MONTH_END - SECOND)]
+def test_a_version_written_before_its_hour_is_loaded_once_by_its_hours_night(tmp_path: Path) -> None:
+    """Clock skew: the writer's clock behind the events' clock. Night D pulls the versions
+    written during D for hours before D + 1, and the versions of D's own hours written before
+    D; so a version written before its hour begins is loaded once, by its hour's night."""
+    rows = [row(FIRST_HOUR, "p_early", 1, MONTH_END - SECOND),  # 1 s early: the only version yet
+            row(LAST_HOUR, "p_last", 2, MONTH_END - SECOND),  # on time
+            row(FIRST_HOUR + DAY + 5 * HOUR, "p_days", 4, MONTH_END - DAY - 12 * HOUR),  # 2.5 days early
+            row(FIRST_HOUR, "p_early", 8, MONTH_END + SECOND)]  # the next version of the first
     cfg = write_config(tmp_path, write_metering("duckdb", "UTC", rows, tmp_path, None))
     raw, quarantined = load_nights(cfg, [dt.date(2026, 10, d) for d in (29, 30, 31)]
                                    + [dt.date(2026, 11, d) for d in (1, 2, 3)])
-    t = tally(rows, raw, quarantined)
-    print(f"\nclock skew: hour 2026-11-01T00:00Z written at 2026-10-31T23:59:59Z: "
-          f"{t['lost']} of 1 lost over 6 nights")
-    assert {q for _, _, q, _, _ in raw} == {1, 2}
+    nights = Counter((q, f"{night:%m-%d}") for _, _, q, _, night in raw)
+    print(f"\nclock skew: versions written 1 s and 2.5 days before their hour: "
+          f"{sum(nights.values())} of 4 rows loaded, by nights {sorted(nights)}")
+    assert quarantined == 0
+    assert nights == {(1, "11-01"): 1, (2, "10-31"): 1, (4, "11-02"): 1, (8, "11-01"): 1}
+    assert {(q, naive(h), naive(u)) for h, _, q, u, _ in raw} == {
+        (r["quantity"], naive(r["hour_start"]), naive(r["updated_at"])) for r in rows}
 
 
 # ------------------------------------------------------------------------------------------------
