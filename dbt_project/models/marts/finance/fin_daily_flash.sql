@@ -107,26 +107,14 @@ grid as (
 to_date as (
     select
         grid.*,
-        sum(grid.billed_day_minor) over (
-            partition by grid.currency, grid.period
-            order by grid.report_day
-            rows between unbounded preceding and current row
-        ) as billed_mtd_minor,
-        sum(grid.collected_day_minor) over (
-            partition by grid.currency, grid.period
-            order by grid.report_day
-            rows between unbounded preceding and current row
-        ) as collected_mtd_minor,
-        sum(grid.refunded_day_minor) over (
-            partition by grid.currency, grid.period
-            order by grid.report_day
-            rows between unbounded preceding and current row
-        ) as refunded_mtd_minor,
-        sum(grid.revenue_day_minor) over (
-            partition by grid.currency, grid.period
-            order by grid.report_day
-            rows between unbounded preceding and current row
-        ) as revenue_mtd_minor
+        {{ running_sum('grid.billed_day_minor', ['grid.currency', 'grid.period'], 'grid.report_day') }}
+            as billed_mtd_minor,
+        {{ running_sum('grid.collected_day_minor', ['grid.currency', 'grid.period'], 'grid.report_day') }}
+            as collected_mtd_minor,
+        {{ running_sum('grid.refunded_day_minor', ['grid.currency', 'grid.period'], 'grid.report_day') }}
+            as refunded_mtd_minor,
+        {{ running_sum('grid.revenue_day_minor', ['grid.currency', 'grid.period'], 'grid.report_day') }}
+            as revenue_mtd_minor
     from grid
 ),
 

@@ -51,11 +51,7 @@ grid as (
 windows as (
     select
         grid.*,
-        sum(grid.quantity) over (
-            partition by grid.category, grid.period
-            order by grid.report_day
-            rows between unbounded preceding and current row
-        ) as mtd_quantity,
+        {{ running_sum('grid.quantity', ['grid.category', 'grid.period'], 'grid.report_day') }} as mtd_quantity,
         sum(grid.quantity) over (
             partition by grid.category
             order by grid.report_day

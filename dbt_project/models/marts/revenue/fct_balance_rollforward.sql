@@ -99,11 +99,7 @@ movements as (
 rolled as (
     select
         *,
-        sum(change_minor) over (
-            partition by currency, balance
-            order by accounting_period
-            rows between unbounded preceding and current row
-        ) as closing_minor
+        {{ running_sum('change_minor', ['currency', 'balance'], 'accounting_period') }} as closing_minor
     from movements
 )
 
