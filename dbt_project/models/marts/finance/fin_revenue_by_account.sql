@@ -48,16 +48,7 @@ account_amounts as (
 ),
 
 with_totals as (
-    select
-        account_amounts.*,
-        sum(account_amounts.revenue_minor) over (
-            partition by account_amounts.currency, account_amounts.period
-        ) as period_total_minor,
-        row_number() over (
-            partition by account_amounts.currency, account_amounts.period
-            order by account_amounts.revenue_minor desc, account_amounts.account_id asc
-        ) as account_rank
-    from account_amounts
+    {{ revenue_ranking('account_amounts', 'account_id') }}
 )
 
 select
@@ -70,11 +61,8 @@ select
     cast(with_totals.revenue_minor as {{ dbt.type_bigint() }}) as revenue_minor,
     cast(with_totals.billed_minor as {{ dbt.type_bigint() }}) as billed_minor,
     cast(with_totals.period_total_minor as {{ dbt.type_bigint() }}) as period_total_minor,
-    case
-        when with_totals.period_total_minor > 0
-            then {{ signed_bps('with_totals.revenue_minor', 'with_totals.period_total_minor') }}
-    end as share_bps,
-    cast(with_totals.account_rank as {{ dbt.type_bigint() }}) as account_rank
+    {{ share_of_total('with_totals.revenue_minor', 'with_totals.period_total_minor') }} as share_bps,
+    cast(with_totals.rank_in_period as {{ dbt.type_bigint() }}) as account_rank
 from with_totals
 left join accounts
     on with_totals.account_id = accounts.account_id

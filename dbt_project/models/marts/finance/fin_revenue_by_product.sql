@@ -21,16 +21,7 @@ products as (
 ),
 
 with_totals as (
-    select
-        products.*,
-        sum(products.revenue_minor) over (
-            partition by products.currency, products.period
-        ) as period_total_minor,
-        row_number() over (
-            partition by products.currency, products.period
-            order by products.revenue_minor desc, products.product asc
-        ) as product_rank
-    from products
+    {{ revenue_ranking('products', 'product') }}
 )
 
 select
@@ -41,8 +32,6 @@ select
     cast(revenue_minor as {{ dbt.type_bigint() }}) as revenue_minor,
     cast(catchup_minor as {{ dbt.type_bigint() }}) as catchup_minor,
     cast(period_total_minor as {{ dbt.type_bigint() }}) as period_total_minor,
-    case
-        when period_total_minor > 0 then {{ signed_bps('revenue_minor', 'period_total_minor') }}
-    end as share_bps,
-    cast(product_rank as {{ dbt.type_bigint() }}) as product_rank
+    {{ share_of_total('revenue_minor', 'period_total_minor') }} as share_bps,
+    cast(rank_in_period as {{ dbt.type_bigint() }}) as product_rank
 from with_totals
