@@ -46,26 +46,33 @@ dated_invoices as (
     from invoices
 ),
 
+-- what settles a Stripe invoice: its succeeded charges (collected) and credit notes (credited)
+settlement_events as (
+    select
+        invoice_id,
+        created_at,
+        amount_minor,
+        0 as credited_minor
+    from charges
+    union all
+    select
+        invoice_id,
+        created_at,
+        0 as amount_minor,
+        amount_minor as credited_minor
+    from credit_notes
+),
+
 settlements as (
     select
         stripe_invoices.account_id,
         stripe_invoices.period,
-        charges.created_at,
-        charges.amount_minor,
-        0 as credited_minor
-    from charges
+        settlement_events.created_at,
+        settlement_events.amount_minor,
+        settlement_events.credited_minor
+    from settlement_events
     inner join stripe_invoices
-        on charges.invoice_id = stripe_invoices.invoice_id
-    union all
-    select
-        stripe_invoices.account_id,
-        stripe_invoices.period,
-        credit_notes.created_at,
-        0 as amount_minor,
-        credit_notes.amount_minor as credited_minor
-    from credit_notes
-    inner join stripe_invoices
-        on credit_notes.invoice_id = stripe_invoices.invoice_id
+        on settlement_events.invoice_id = stripe_invoices.invoice_id
 ),
 
 positions as (
