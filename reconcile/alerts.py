@@ -32,8 +32,6 @@ import hashlib
 import json
 import logging
 import smtplib
-import socket
-import ssl
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -47,6 +45,8 @@ from urllib.parse import quote, urlsplit
 import pyarrow as pa
 
 from meterline.config import Config
+from meterline.smtp import close_session, failure_reason, open_session
+from meterline.smtp import settings as smtp_settings
 from meterline.warehouse import Connection, qualified
 from reconcile.checks import KEY_FIELDS
 
@@ -432,18 +432,7 @@ def _reason(exc: BaseException, timeout: float) -> str:
         return f"HTTP {exc.code} {exc.reason}" + (f": {body}" if body else "")
     if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
         return _reason(exc.reason, timeout)
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return f"timed out after {timeout:g} s"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return f"recipients refused: {', '.join(sorted(exc.recipients))}"
-    if isinstance(exc, smtplib.SMTPResponseException):
-        msg = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-        return f"SMTP {exc.smtp_code} {msg}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return f"{type(exc).__name__}: {exc}"
+    return failure_reason(exc, timeout)
 
 
 def _one_line(text: str, mask: _Masker) -> str:
@@ -510,13 +499,10 @@ class _Smtp:
     name = "email"
 
     def __init__(self, cfg: Config, password: str, mask: _Masker):
-        self.host = cfg.get("alerts", "smtp_host")
-        self.port = int(cfg.get("alerts", "smtp_port"))
-        self.starttls = bool(cfg.get("alerts", "smtp_starttls"))
-        self.user = cfg.get("alerts", "smtp_user")
+        self.cfg = cfg
+        self.host, self.port, self.timeout = smtp_settings(cfg)
         self.sender = cfg.get("alerts", "smtp_from")
         self.to = [a.strip() for a in cfg.get("alerts", "smtp_to").split(",") if a.strip()]
-        self.timeout = float(cfg.get("alerts", "timeout_seconds"))
         self.password, self.mask = password, mask
         self.destination = f"smtp {self.host}:{self.port} to {', '.join(self.to)}"
 
@@ -536,15 +522,11 @@ class _Smtp:
                 done(m, reason)
 
         try:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        except Exception as exc:  # noqa: BLE001 - reported per message
+            smtp = open_session(self.cfg, self.password)
+        except Exception as exc:  # noqa: BLE001 - unreachable, STARTTLS or login failed: nothing sent
             fail_rest(messages, exc)
             return
         try:
-            if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if self.user:
-                smtp.login(self.user, self.password)
             for k, m in enumerate(messages):
                 try:
                     smtp.send_message(self.email(m))
@@ -556,13 +538,8 @@ class _Smtp:
                     fail_rest(messages[k:], exc)
                     return
                 done(m, None)
-        except Exception as exc:  # noqa: BLE001 - STARTTLS or login failed: nothing sent
-            fail_rest(messages, exc)
         finally:
-            try:
-                smtp.quit()
-            except Exception:  # noqa: BLE001 - the messages are already accepted or reported
-                smtp.close()
+            close_session(smtp)
 
 
 def _channels(cfg: Config, mask: _Masker) -> list[_Webhook | _Smtp]:

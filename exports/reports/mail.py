@@ -6,15 +6,14 @@ that show no HTML), the PDF is attached. The password never appears in an error.
 
 from __future__ import annotations
 
-import smtplib
-import socket
-import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import TYPE_CHECKING, Any
 
 from meterline.config import Config
 from meterline.errors import ConfigError, StageError
+from meterline.smtp import close_session, failure_reason, open_session
+from meterline.smtp import settings as smtp_settings
 
 if TYPE_CHECKING:
     from exports.reports import ReportResult
@@ -47,21 +46,6 @@ def compose(cfg: Config, result: ReportResult) -> EmailMessage:
     return msg
 
 
-def _reason(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return f"timed out after {timeout:g} s"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return f"recipients refused: {', '.join(sorted(exc.recipients))}"
-    if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-        return f"SMTP {exc.smtp_code} {text}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return f"{type(exc).__name__}: {exc}"
-
-
 def send(cfg: Config, result: ReportResult) -> dict[str, Any]:
     """Send `result` by email. Raises ConfigError when no SMTP host or recipient is configured,
     ReportDeliveryError when the server refuses or cannot be reached."""
@@ -70,20 +54,17 @@ def send(cfg: Config, result: ReportResult) -> dict[str, Any]:
     if not host or not to:
         raise ConfigError("reports are not emailed: set [alerts] smtp_host and [reports] smtp_to "
                           "(comma-separated) in meterline.toml")
-    port = int(cfg.get("alerts", "smtp_port"))
-    timeout = float(cfg.get("alerts", "timeout_seconds"))
-    user = cfg.get("alerts", "smtp_user")
+    _, port, timeout = smtp_settings(cfg)
     password = cfg.secret("alerts", "smtp_password")
     msg = compose(cfg, result)
     try:
-        with smtplib.SMTP(host, port, timeout=timeout) as smtp:
-            if cfg.get("alerts", "smtp_starttls"):
-                smtp.starttls(context=ssl.create_default_context())
-            if user:
-                smtp.login(user, password)
+        smtp = open_session(cfg, password)
+        try:
             refused = smtp.send_message(msg)
+        finally:
+            close_session(smtp)
     except Exception as exc:  # noqa: BLE001 - one line saying why, the password masked
-        reason = _reason(exc, timeout)
+        reason = failure_reason(exc, timeout)
         if password:
             reason = reason.replace(password, "***")
         raise ReportDeliveryError(
