@@ -66,9 +66,10 @@ def test_three_runs_of_a_night_and_a_backfill_change_nothing(demo_world: Path, t
 
     before, exports_before, objects_before = warehouse_digest(world), export_hashes(world), stripe_objects()
 
-    # the demo ran 2026-11-03 once: twice more, then a backfill over finished (closed) dates
-    runs = [cli("run", "--date", "2026-11-03") for _ in range(2)]
-    backfill = cli("run", "--start", "2026-10-29", "--end", "2026-11-02")
+    # the demo ran 2026-11-03 once: once more on its own, and a third time at the end of a
+    # backfill over finished dates (2026-10-29 .. 31 are in the closed October)
+    runs = [cli("run", "--date", "2026-11-03")]
+    backfill = cli("run", "--start", "2026-10-29", "--end", "2026-11-03")
     again = cli("push", "--period", "2026-10", "--localstripe", ok=(0,))
     closed_again = cli("close", "--period", "2026-10", ok=(0,))
 
@@ -81,7 +82,7 @@ def test_three_runs_of_a_night_and_a_backfill_change_nothing(demo_world: Path, t
     assert changed == [], f"three runs and a backfill changed {changed}"
     assert export_hashes(world) == exports_before
     objects_after = stripe_objects()
-    print(f"three runs of 2026-11-03 and a backfill of 2026-10-29..11-02: {len(changed)} tables changed, "
+    print(f"three runs of 2026-11-03 (the last in a backfill of 2026-10-29..11-03): {len(changed)} tables changed, "
           f"export hashes identical, Stripe objects {objects_before} -> {objects_after}")
     assert objects_after == objects_before
 
