@@ -10,8 +10,11 @@ asserts; each case prints the figures it checked.
      = metered units (fct_billable_usage) + quarantined units (fct_quarantine; a row the loader
      kept out of raw is counted from its row_json);
    - *every metered unit lands in exactly one bucket*: metered = billed + included (and
-     reserved) used + held (spike protection) + over budget (spend cap), over the rating
-     segments (int_usage_rated; unpriced usage bills nothing and counts as included).
+     reserved) used + held (spike protection) + over budget (spend cap) + unpriced, over the
+     rating segments (int_usage_rated). An unpriced segment (no subscription or price, a plan in
+     another currency than the account, ...) bills nothing (docs/pricing.md rule 8): its units
+     beyond the held ones are unpriced, and a unit it billed, included or put over budget is a
+     violation.
 2. **Invoice total = sum of its lines**: the current invoices (fct_invoices, fct_invoice_lines)
    and the issued ones (ledger.issued_invoices, ledger.issued_invoice_lines).
 3. **Journal debits = credits** per entry and currency (fct_journal_lines).
@@ -118,7 +121,8 @@ def usage_conservation(conn: Connection, source_db: Path | None = None) -> Figur
     buckets: dict[Key, Counter] = defaultdict(Counter)
     for r in conn.fetch_dicts(
             "SELECT account_id, category, period, metered_quantity, held_quantity, included_quantity, "
-            "reserved_quantity, billed_quantity, over_budget_quantity FROM intermediate.int_usage_rated"):
+            "reserved_quantity, billed_quantity, over_budget_quantity, unpriced_reason "
+            "FROM intermediate.int_usage_rated"):
         b = buckets[(r["account_id"], r["category"], r["period"])]
         m, held = int(r["metered_quantity"]), int(r["held_quantity"])
         used_allowance = min(int(r["included_quantity"]) + int(r["reserved_quantity"]), m - held)
@@ -127,12 +131,14 @@ def usage_conservation(conn: Connection, source_db: Path | None = None) -> Figur
         b["included"] += used_allowance
         b["billed"] += int(r["billed_quantity"])
         b["over budget"] += int(r["over_budget_quantity"])
+        if r["unpriced_reason"] is not None:
+            b["unpriced"] += m - held
     for key, b in sorted(buckets.items()):
-        if b["metered"] != b["billed"] + b["included"] + b["held"] + b["over budget"]:
-            fig.violations.append(("metered != billed + included + held + over budget", key, dict(b)))
+        if b["metered"] != b["billed"] + b["included"] + b["held"] + b["over budget"] + b["unpriced"]:
+            fig.violations.append(("metered != billed + included + held + over budget + unpriced", key, dict(b)))
         if b["metered"] != metered.get(key, 0):
             fig.violations.append(("rated segments != fct_billable_usage", key, b["metered"], metered.get(key)))
-    for name in ("billed", "included", "held", "over budget"):
+    for name in ("billed", "included", "held", "over budget", "unpriced"):
         fig.counted[f"{name} units"] = sum(b[name] for b in buckets.values())
     return fig
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import DEMO_ACCOUNTS, ROOT, copy_world, demo_env
+from invariants import check_all
 
 from exports.close import close_period, is_locked, reopen_period
 from meterline.config import load_config
@@ -342,6 +343,10 @@ def test_late_usage_after_close_is_a_catchup_and_the_locked_period_stays_identic
         files_before[f"{PERIOD}/manifest.json"]).hexdigest()
     with _warehouse(d) as conn:
         assert _frozen_state(conn) == frozen_before
+        # issue 10's invariants after the late usage, its catch-up and the close again: the
+        # metering source (with the late version) conserved to the unit, invoices = their
+        # lines, the journal (the catch-up entry included) balanced
+        check_all(conn, d / "sources" / "metering.duckdb")
 
 
 # ----------------------------------------------------------------------------- 2. reopen

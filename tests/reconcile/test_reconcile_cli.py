@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import copy_world, demo_env, free_port, run_cli
+from invariants import check_all
 
 from meterline.config import load_config
 from meterline.warehouse import connect
@@ -139,6 +140,9 @@ def test_a_webhook_that_is_down_fails_the_run_and_says_why(demo_world: Path, tmp
     assert "ALERT FAILED on slack" in out and "refused" in out
     assert "DRIFT:" in out  # the drift is still reported
     assert TOKEN not in out
+    # issue 10's invariants on the warehouse the failed run leaves
+    with connect(load_config(d / "meterline.toml", env=demo_env()).warehouse, read_only=True) as conn:
+        check_all(conn, d / "sources" / "metering.duckdb")
 
 
 def test_explain_rejects_what_it_cannot_record(demo_world: Path, tmp_path: Path) -> None:
