@@ -55,11 +55,15 @@ def _night_versions(reader: Reader, column: str, kind: str, day: tuple[Any, Any]
     """The versions night D pulls, each version of the source in exactly one night:
     written during D (`updated_at` in [D, D + 1)) for a time in [D - late window, D + 1); and
     written before D for a time in D itself (a writer's clock behind the events' clock: no
-    earlier night pulls a time of D, as each pulls only times before its own end)."""
+    earlier night pulls a time of D, as each pulls only times before its own end). A row
+    missing one of the two (quarantined: it is no version) goes with the night of the other;
+    a row missing both has no night and is pulled by every night (docs/reliability.md)."""
     time, written = _time(reader, column, kind), _time(reader, "updated_at")
-    sql = (f"(({_within(reader, column, kind)} AND {_within(reader, 'updated_at')}) "
-           f"OR ({time} >= ? AND {time} < ? AND {written} < ?))")
-    return sql, [window_start, day[1], start, end, day[0], day[1], start]
+    sql = (f"(({time} >= ? AND {time} < ? AND {written} >= ? AND {written} < ?) "
+           f"OR ({time} >= ? AND {time} < ? AND {written} < ?) "
+           f"OR ({time} IS NULL AND ({written} IS NULL OR ({written} >= ? AND {written} < ?))) "
+           f"OR ({written} IS NULL AND {time} >= ? AND {time} < ?))")
+    return sql, [window_start, day[1], start, end, day[0], day[1], start, start, end, day[0], day[1]]
 
 
 def _stream(cfg: Config, source: str, table: str, build: Any) -> Iterator[pa.RecordBatch]:

@@ -6,9 +6,11 @@ asserts; each case prints the figures it checked.
 
 1. **Usage conservation**, per account, category and billing period:
    - *nothing lost on the way in*: the metering source's units (the latest version of every
-     natural key, exact copies included, accepted outcome, updated before the warehouse's as_of)
-     = metered units (fct_billable_usage) + quarantined units (fct_quarantine; a row the loader
-     kept out of raw is counted from its row_json);
+     natural key, exact copies included, accepted outcome, updated before the warehouse's as_of;
+     and every row with an hour but no update time) = metered units (fct_billable_usage) +
+     quarantined units (fct_quarantine, likewise the latest version of each key and every row
+     with no update time: a restatement replaces the quantity before it; a row the loader kept
+     out of raw is counted from its row_json);
    - *every metered unit lands in exactly one bucket*: metered = billed + included (and
      reserved) used + held (spike protection) + over budget (spend cap) + unpriced, over the
      rating segments (int_usage_rated). An unpriced segment (no subscription or price, a plan in
@@ -59,6 +61,16 @@ def _as_of(conn: Connection) -> dt.datetime:
     return row[0]
 
 
+def _timestamp(text: Any) -> dt.datetime | None:
+    """A quarantined row's time as its row_json holds it; None when it is missing or unreadable."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(text)).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
 def _first(conn: Connection) -> dt.datetime:
     return conn.fetchone("SELECT min(interval_start) FROM raw.batch_ledger "
                          "WHERE source = 'metering' AND status = 'loaded'")[0]
@@ -67,7 +79,8 @@ def _first(conn: Connection) -> dt.datetime:
 def metering_source_units(source_db: Path, since: dt.datetime, as_of: dt.datetime) -> dict[Key, int]:
     """Accepted units per key in the metering source (a DuckDB file with main.usage_hourly), as
     the pipeline should have seen them by `as_of`: per natural key, the rows of its latest
-    update (exact copies are all counted: the pipeline quarantines all but one)."""
+    update (exact copies are all counted: the pipeline quarantines all but one), and every row
+    with an hour but no update time (no version of anything: quarantined, once)."""
     import duckdb
 
     con = duckdb.connect(str(source_db), read_only=True)
@@ -75,14 +88,14 @@ def metering_source_units(source_db: Path, since: dt.datetime, as_of: dt.datetim
         rows = con.execute("""
             WITH seen AS (
                 SELECT * FROM main.usage_hourly
-                WHERE updated_at < ? AND hour_start >= ? AND hour_start < ?
+                WHERE (updated_at < ? OR updated_at IS NULL) AND hour_start >= ? AND hour_start < ?
             ), latest AS (
                 SELECT *, max(updated_at) OVER (
                     PARTITION BY hour_start, account_id, project_id, category, outcome) AS newest
                 FROM seen
             )
             SELECT account_id, category, strftime(hour_start, '%Y-%m'), sum(quantity)
-            FROM latest WHERE updated_at = newest AND outcome = 'accepted'
+            FROM latest WHERE (updated_at = newest OR updated_at IS NULL) AND outcome = 'accepted'
             GROUP BY ALL""", [as_of, since, as_of]).fetchall()
     finally:
         con.close()
@@ -95,18 +108,33 @@ def usage_conservation(conn: Connection, source_db: Path | None = None) -> Figur
     for r in conn.fetch_dicts("SELECT account_id, category, period, sum(metered_quantity) AS q "
                               "FROM marts.fct_billable_usage GROUP BY account_id, category, period"):
         metered[(r["account_id"], r["category"], r["period"])] += int(r["q"])
-    quarantined: dict[Key, int] = defaultdict(int)
-    for r in conn.fetch_dicts("SELECT account_id, category, outcome, hour_start, quantity, row_json "
-                              "FROM marts.fct_quarantine WHERE source = 'metering'"):
+    # quarantined units: like the source side, a natural key's latest version only (a restated
+    # row's quantity replaces the one before, it does not add to it), and each row with no
+    # update time; the latest version is the latest any row of the key carries, raw or not
+    latest: dict[tuple, Any] = {}
+    for *key, newest in conn.fetchall(
+            "SELECT hour_start, account_id, project_id, category, outcome, max(updated_at) "
+            "FROM raw.metering_usage_hourly GROUP BY hour_start, account_id, project_id, category, outcome"):
+        latest[tuple(key)] = newest
+    candidates = []
+    for r in conn.fetch_dicts("SELECT account_id, project_id, category, outcome, hour_start, updated_at, "
+                              "quantity, row_json FROM marts.fct_quarantine WHERE source = 'metering'"):
         row = json.loads(r["row_json"]) if r["row_json"] else {}
         quantity = r["quantity"] if r["quantity"] is not None else row.get("quantity")
         outcome = r["outcome"] if r["outcome"] is not None else row.get("outcome")
-        hour = r["hour_start"] if r["hour_start"] is not None else (
-            dt.datetime.fromisoformat(row["hour_start"]) if row.get("hour_start") else None)
+        hour = r["hour_start"] if r["hour_start"] is not None else _timestamp(row.get("hour_start"))
+        written = r["updated_at"] if r["updated_at"] is not None else _timestamp(row.get("updated_at"))
         if outcome != "accepted" or hour is None or not isinstance(quantity, int):
             continue  # not billable in any case (or no quantity to count): nothing to conserve
-        quarantined[(r["account_id"] or row.get("account_id"), r["category"] or row.get("category"),
-                     _period(hour))] += quantity
+        nk = (hour, r["account_id"] or row.get("account_id"), r["project_id"] or row.get("project_id"),
+              r["category"] or row.get("category"), outcome)
+        if written is not None and (latest.get(nk) is None or written > latest[nk]):
+            latest[nk] = written
+        candidates.append((nk, written, quantity))
+    quarantined: dict[Key, int] = defaultdict(int)
+    for nk, written, quantity in candidates:
+        if written is None or written == latest[nk]:
+            quarantined[(nk[1], nk[3], _period(nk[0]))] += quantity
     fig.counted["metered units"] = sum(metered.values())
     fig.counted["quarantined units"] = sum(quarantined.values())
 
