@@ -41,6 +41,10 @@ CONNECTIONS = {
     "meterline_stripe": "its password: the Stripe API key (METERLINE_STRIPE_API_KEY)",
     "meterline_slack_webhook": "its password: the alert webhook URL (METERLINE_ALERTS_SLACK_WEBHOOK_URL)",
     "meterline_smtp": "its password: the SMTP password (METERLINE_ALERTS_SMTP_PASSWORD)",
+    **{f"meterline_warehouse_{stage}": (
+        f"a postgres connection: the {stage} stage's own login to the warehouse's database "
+        f"(METERLINE_WAREHOUSE_{stage.upper()}_URL and _PASSWORD; deploy/postgres-roles.sql)")
+       for stage in ("ingest", "dbt", "ledger", "reporting")},
 }
 _PASSWORD_ENV = {
     "meterline_stripe": "METERLINE_STRIPE_API_KEY",
@@ -141,7 +145,7 @@ LIBPQ_EXTRAS = {
 _URL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~")
 
 
-def warehouse_env(conn: Any) -> dict[str, str]:
+def warehouse_env(conn: Any, conn_id: str = "meterline_warehouse", stage: str | None = None) -> dict[str, str]:
     """The environment a postgres connection gives meterline: METERLINE_WAREHOUSE =
     `postgresql://[login@]host:port/database`, and libpq variables for what the URL cannot carry
     as meterline reads it: the password (PGPASSWORD: never in the URL, it would travel with it),
@@ -150,7 +154,7 @@ def warehouse_env(conn: Any) -> dict[str, str]:
     from urllib.parse import urlsplit
 
     if conn.conn_type not in ("postgres", "postgresql"):
-        raise ValueError(f"connection meterline_warehouse has type {conn.conn_type!r}: a postgres "
+        raise ValueError(f"connection {conn_id} has type {conn.conn_type!r}: a postgres "
                          "connection is expected (a DuckDB warehouse is a path: meterline.toml)")
     env: dict[str, str] = {}
     host = (conn.host or "localhost").strip()
@@ -163,8 +167,11 @@ def warehouse_env(conn: Any) -> dict[str, str]:
     user = ""
     if login and set(login) <= _URL_SAFE:
         user = f"{login}@"
-    elif login:
+    elif login and stage is None:
         env["PGUSER"] = login
+    elif login:
+        raise ValueError(f"connection {conn_id}: a stage's login must be letters, digits and . _ - ~ "
+                         "(it travels in the stage's URL)")
     url = f"postgresql://{user}{netloc_host}:{port}/{database}"
     # what meterline.config will read back from it, part by part (it does not percent-decode)
     parts = urlsplit(url)
@@ -174,9 +181,17 @@ def warehouse_env(conn: Any) -> dict[str, str]:
         read_back = None
     if read_back != (host.lower(), port, database, "", ""):
         raise ValueError(
-            "connection meterline_warehouse: its host and database must be a host name or address "
+            f"connection {conn_id}: its host and database must be a host name or address "
             "and a database name without '?', '#' or a port-like ':' (a socket directory as host "
             "is not supported): meterline reads the warehouse as a postgresql:// URL")
+    if stage is not None:  # a stage's login: its URL and password, nothing process-wide
+        env[f"METERLINE_WAREHOUSE_{stage.upper()}_URL"] = url
+        if conn.password:
+            env[f"METERLINE_WAREHOUSE_{stage.upper()}_PASSWORD"] = conn.password
+        for key in conn.extra_dejson or {}:
+            log.warning("connection %s: extra %r is not used (a stage's connection gives its login "
+                        "and password; TLS and options come from meterline_warehouse)", conn_id, key)
+        return env
     env["METERLINE_WAREHOUSE"] = url
     if conn.password:
         env["PGPASSWORD"] = conn.password
@@ -197,6 +212,10 @@ def connection_env() -> dict[str, str]:
     wh = _connection("meterline_warehouse")
     if wh is not None:
         env.update(warehouse_env(wh))
+    for stage in ("ingest", "dbt", "ledger", "reporting"):
+        conn = _connection(f"meterline_warehouse_{stage}")
+        if conn is not None:
+            env.update(warehouse_env(conn, f"meterline_warehouse_{stage}", stage))
     for conn_id, name in _PASSWORD_ENV.items():
         conn = _connection(conn_id)
         if conn is not None and conn.password:

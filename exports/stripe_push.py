@@ -1010,6 +1010,6 @@ def push_from_config(cfg: Config, period: str, *, localstripe: bool = False) -> 
     from meterline.warehouse import connect
 
     parse_period(period)
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_ledger(conn)
         return push_period(conn, cfg, period, localstripe=localstripe)

@@ -70,16 +70,19 @@ class _Identical(Exception):
     """Raised inside the load transaction to roll back a batch identical to the loaded one."""
 
 
-def ensure_raw(conn: Connection) -> None:
-    """Create the raw and ledger schemas and tables if they are not there yet."""
+def ensure_raw(conn: Connection, ledger: bool = True) -> None:
+    """Create the raw schema and tables (and, with `ledger`, meterline's ledger tables) if they
+    are not there yet. The ingest stage passes ledger=False: it writes raw only, and with a login
+    per stage (deploy/postgres-roles.sql) it may not create the ledger's tables."""
     conn.ensure_schema(RAW_SCHEMA)
-    conn.ensure_schema(LEDGER_SCHEMA)
     for name, cols in all_raw_tables().items():
         conn.ensure_table(RAW_SCHEMA, name, cols)
     conn.ensure_table(RAW_SCHEMA, "quarantine", QUARANTINE)
     conn.ensure_table(RAW_SCHEMA, "batch_ledger", BATCH_LEDGER)
-    for name, cols in LEDGER_TABLES.items():
-        conn.ensure_table(LEDGER_SCHEMA, name, cols)
+    if ledger:
+        conn.ensure_schema(LEDGER_SCHEMA)
+        for name, cols in LEDGER_TABLES.items():
+            conn.ensure_table(LEDGER_SCHEMA, name, cols)
 
 
 def make_batch_id(source: str, interval_start: dt.datetime, extracted_at: dt.datetime,

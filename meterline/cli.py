@@ -224,7 +224,7 @@ def push(ctx: click.Context, period: str, localstripe: bool) -> None:
     from meterline.runlock import exclusive
 
     cfg = _config(ctx)
-    with exclusive(cfg.warehouse, "stripe push"):
+    with exclusive(cfg.warehouse_for("ledger"), "stripe push"):
         r = push_from_config(cfg, period, localstripe=localstripe)
     human = [f"stripe push {period}: {r.created} created, {r.found_existing} found existing, "
              f"{r.confirmed} confirmed, {r.skipped} skipped, {r.failed} failed",

@@ -26,11 +26,20 @@ from meterline.errors import ConfigError
 
 CONFIG_FILE_NAME = "meterline.toml"
 DEFAULT_WAREHOUSE = "duckdb:///.meterline/warehouse.duckdb"
+#: the stages that may log in to a PostgreSQL warehouse as their own role (deploy/postgres-roles.sql):
+#: ingest writes raw; dbt builds its schemas; ledger is meterline's bookkeeping (reconciliation,
+#: alerts, invoice versions, close, void, push, explanations); reporting reads marts
+STAGES = ("ingest", "dbt", "ledger", "reporting")
 
 # section -> key -> (type, default)
 SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
     "warehouse": {
         "url": (str, DEFAULT_WAREHOUSE),
+        # PostgreSQL only: a login per stage (deploy/postgres-roles.sql); empty = `url`'s
+        "ingest_url": (str, ""),
+        "dbt_url": (str, ""),
+        "ledger_url": (str, ""),
+        "reporting_url": (str, ""),
     },
     "sources": {
         "metering_url": (str, "duckdb:///sources/metering.duckdb"),
@@ -105,7 +114,10 @@ CATEGORY_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
 JINJA_RE = re.compile(r"\{[{%#]")
 
 # secrets: only from the environment, as METERLINE_<SECTION>_<KEY>
-SECRET_KEYS = {("sources", "stripe_api_key"), ("alerts", "slack_webhook_url"), ("alerts", "smtp_password")}
+SECRET_KEYS = {("sources", "stripe_api_key"), ("alerts", "slack_webhook_url"), ("alerts", "smtp_password"),
+               # a stage login's password (METERLINE_WAREHOUSE_INGEST_PASSWORD, ...), when its URL has none
+               ("warehouse", "ingest_password"), ("warehouse", "dbt_password"), ("warehouse", "ledger_password"),
+               ("warehouse", "reporting_password")}
 
 
 def fixed_dir(pattern: str) -> Path:
@@ -218,6 +230,23 @@ class Config:
         if target.kind != "duckdb":
             return target
         return dataclasses.replace(target, file_dirs=tuple(sorted(self.duckdb_file_dirs())))
+
+    def warehouse_for(self, stage: str) -> WarehouseTarget:
+        """The warehouse as `stage` logs in to it (STAGES): `[warehouse] <stage>_url` when set
+        (PostgreSQL: the same database as `url`, another login), else `url`."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGES)})")
+        url = self.get("warehouse", f"{stage}_url")
+        if not url:
+            return self.warehouse
+        target = parse_db_url(url, self.base_dir, f"warehouse.{stage}_url")
+        if urlsplit(url).password is None:  # never `url`'s PGPASSWORD: the stage's own, or none
+            target = dataclasses.replace(target, password=self.secret("warehouse", f"{stage}_password"))
+        return target
+
+    def warehouse_logins(self) -> list[WarehouseTarget]:
+        """Every login configured for the warehouse: `url`'s and each stage's."""
+        return [self.warehouse, *(self.warehouse_for(s) for s in STAGES if self.get("warehouse", f"{s}_url"))]
 
     def duckdb_file_dirs(self) -> set[str]:
         """The directories a DuckDB warehouse may reach files in: the warehouse's own folder,
@@ -456,6 +485,21 @@ def load_config(explicit: str | Path | None = None, env: dict[str, str] | None =
     if JINJA_RE.search(values["warehouse"]["url"]):
         # meterline.dbt writes the URL's parts into dbt's profiles.yml, which dbt renders as Jinja
         raise ConfigError("[warehouse] url must not contain '{{', '{%' or '{#' (dbt would run it as a template)")
+    for stage in STAGES:
+        if JINJA_RE.search(values["warehouse"][f"{stage}_url"]):
+            raise ConfigError(f"[warehouse] {stage}_url must not contain '{{{{', '{{%' or '{{#' "
+                              "(dbt would run it as a template)")
     cfg = Config(values=values, base_dir=base_dir, file=file, secrets=secrets)
-    cfg.warehouse  # noqa: B018 - validate the URL early, with a clear message
+    main = cfg.warehouse  # validate the URLs early, with a clear message
+    for stage in STAGES:
+        if not values["warehouse"][f"{stage}_url"]:
+            continue
+        login = cfg.warehouse_for(stage)
+        if main.kind != "postgres" or login.kind != "postgres":
+            raise ConfigError(f"[warehouse] {stage}_url: a login per stage needs a PostgreSQL warehouse "
+                              "(url and the stage's URL both postgresql://)")
+        if (login.host, login.port, login.dbname) != (main.host, main.port, main.dbname):
+            raise ConfigError(f"[warehouse] {stage}_url must name the warehouse's database "
+                              f"({main.host}:{main.port}/{main.dbname}) with another login, "
+                              f"not {login.redacted()}")
     return cfg

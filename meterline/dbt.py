@@ -62,7 +62,7 @@ def run_dbt(cfg: Config, command: str = "build", extra: list[str] | None = None,
 
     paths = dbt_paths(cfg)
     paths["profiles"].mkdir(parents=True, exist_ok=True)
-    target = cfg.warehouse
+    target = cfg.warehouse_for("dbt")
     (paths["profiles"] / "profiles.yml").write_text(profile_yaml(target), encoding="utf-8")
     all_vars = {**cfg.dbt_vars(), **(vars_ or {})}
     if target.kind == "duckdb":  # the on-run-start hook limit_file_access() applies them

@@ -159,7 +159,7 @@ def exclusive_run(what: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def inner(cfg: Any, *args: Any, **kwargs: Any) -> Any:
-            with exclusive(cfg.warehouse, what):
+            with exclusive(cfg.warehouse_for("ledger"), what):
                 return fn(cfg, *args, **kwargs)
 
         return inner  # type: ignore[return-value]

@@ -98,8 +98,8 @@ def ingest_days(cfg: Config, days: list[dt.date], progress: Progress = _stderr) 
 
     out = []
     extracted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # audit stamp only
-    with stripe_access(cfg) as (client, key), connect(cfg.warehouse) as conn:
-        ensure_raw(conn)
+    with stripe_access(cfg) as (client, key), connect(cfg.warehouse_for("ingest")) as conn:
+        ensure_raw(conn, ledger=_one_login(cfg))
         for i, day in enumerate(days, 1):
             if i == 1 and (warning := stripe_gap_warning(conn, day)):
                 progress(f"WARNING {warning}")
@@ -129,8 +129,8 @@ def resync_stripe(cfg: Config, since: dt.date | None = None, until: dt.date | No
     from ingest.stripe import configured_resources, extract_stripe_resync, reader_from_config
 
     start = dt.datetime.combine(since, dt.time()) if since else dt.datetime(1970, 1, 1)
-    with connect(cfg.warehouse) as conn:
-        ensure_raw(conn)
+    with connect(cfg.warehouse_for("ingest")) as conn:
+        ensure_raw(conn, ledger=_one_login(cfg))
         if until is None:
             loaded = loaded_through(conn, ["stripe"])
             if loaded is None:
@@ -148,7 +148,7 @@ def resync_stripe(cfg: Config, since: dt.date | None = None, until: dt.date | No
         sources = cfg.values["sources"]
         tables = extract_stripe_resync(reader_from_config(client, key, sources), start, end,
                                        configured_resources(sources))
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ingest")) as conn:
         result = load_batch(conn, "stripe_resync", start, end, tables, extracted_at)
     progress(f"resync stripe: {result.rows} rows ({result.action}); the next `meterline run` "
              "rebuilds the models with them")
@@ -170,7 +170,7 @@ def reconcile_now(cfg: Config, alert: bool = True) -> dict[str, Any]:
     # the share). Here only the reasons that need other sources (dbt-level: unknown account or
     # outcome) are measured, against every metering row ingested.
     dbt_level = ("unknown_account", "unknown_outcome")
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         result = reconcile(conn, tolerance=cfg.tolerance,
                            freshness_max_hours=cfg.get("reconcile", "freshness_max_hours"),
                            gx_dir=cfg.path("reconcile", "gx_dir"))
@@ -212,7 +212,7 @@ def reconcile_rebuilt(cfg: Config, alert: bool = True, progress: Progress = _std
     apply), then reconcile and alert. Reads no source."""
     from ingest.load import ensure_raw
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
     progress("dbt build (reconciliation) ...")
     dbt.build(cfg, ["--select", "stg_ledger__recon_explanations", "path:models/marts/reconciliation"])
@@ -227,7 +227,7 @@ def reconcile_details(cfg: Config, check: str | None = None) -> dict[str, Any]:
 
     if check is not None and check not in CHECKS and check != "quarantine":
         raise ConfigError(f"unknown check {check!r} (known: {', '.join([*CHECKS, 'quarantine'])})")
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         last = conn.fetchone(f"SELECT max(as_of) FROM {qualified('ledger', 'recon_check_results')}")
         if not last or last[0] is None:
@@ -259,7 +259,7 @@ def explain(cfg: Config, check: str, keys: dict[str, str | None], reason: str, e
     from reconcile.checks import EXPLAINABLE
     from reconcile.explain import record
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         return record(conn, check, keys, reason, explained_by, until, EXPLAINABLE)
 
@@ -268,7 +268,7 @@ def explanations(cfg: Config) -> list[dict[str, Any]]:
     from ingest.load import ensure_raw
     from reconcile.explain import listing
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         return listing(conn)
 
@@ -278,9 +278,25 @@ def revoke_explanation(cfg: Config, explanation_id: str) -> dict[str, Any]:
     from ingest.load import ensure_raw
     from reconcile.explain import revoke
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         return revoke(conn, explanation_id)
+
+
+def _one_login(cfg: Config) -> bool:
+    """Whether ingest and the ledger's bookkeeping log in alike (one login for the warehouse, as
+    on DuckDB): then ingest makes the ledger's tables too, as it always has; with a login per
+    stage it makes raw's only (deploy/postgres-roles.sql) and the ledger stage makes its own."""
+    return cfg.warehouse_for("ingest") == cfg.warehouse_for("ledger")
+
+
+def _ensure_ledger(cfg: Config) -> None:
+    """The ledger's tables, which dbt reads as sources, made (as the ledger login) before a build:
+    the ingest stage makes raw's only."""
+    from meterline.ledger import ensure_ledger
+
+    with connect(cfg.warehouse_for("ledger")) as conn:
+        ensure_ledger(conn)
 
 
 @exclusive_run("nightly")
@@ -289,9 +305,10 @@ def nightly(cfg: Config, days: list[dt.date], progress: Progress = _stderr) -> d
     check_days(cfg, days)
     batches = ingest_days(cfg, days, progress)
     progress("dbt build ...")
+    _ensure_ledger(cfg)
     res = dbt.build(cfg)
     progress(f"dbt build: {res.nodes} nodes ok")
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         record_invoice_versions(conn)
     progress("reconcile ...")
     rec = reconcile_now(cfg)
@@ -316,20 +333,20 @@ def close(cfg: Config, period: str, progress: Progress = _stderr) -> dict[str, A
     from ingest.load import ensure_raw
 
     parse_period(period)
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         if is_locked(conn, period):
             return close_period(conn, period, cfg.exports_dir)
         check_closable(conn, period)  # before the dbt build: fail fast
     progress(f"close {period}: dbt build ...")
     dbt.build(cfg)
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         result = close_period(conn, period, cfg.exports_dir)
     done = ("invoices already issued at the first close, left as they are" if result["action"] == "reclosed"
             else f"{result['invoices']} invoices issued")
     progress(f"close {period}: {done}; exports written; rebuilding marts ...")
     dbt.build(cfg)
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         record_invoice_versions(conn)
     return result
 
@@ -339,7 +356,7 @@ def reopen(cfg: Config, period: str, reason: str, progress: Progress = _stderr) 
     from exports.close import reopen_period
     from ingest.load import ensure_raw
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         result = reopen_period(conn, period, reason)
     progress(f"reopen {period}: rebuilding marts ...")
@@ -354,7 +371,7 @@ def void(cfg: Config, invoice_id: str, reason: str) -> dict[str, Any]:
     from ingest.load import ensure_raw
     from meterline.ledger import void_invoice
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         return void_invoice(conn, invoice_id, reason)
 
@@ -362,7 +379,7 @@ def void(cfg: Config, invoice_id: str, reason: str) -> dict[str, Any]:
 def status(cfg: Config) -> dict[str, Any]:
     from ingest.load import ensure_raw
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         sources = {
             r["source"]: {"batches": r["n"], "first": str(r["first"]), "last": str(r["last"]),
@@ -575,7 +592,7 @@ def nights_missing(cfg: Config, period: str) -> list[dt.date]:
 
     start, end = parse_period(period)
     last = end - dt.timedelta(days=1)
-    target = cfg.warehouse
+    target = cfg.warehouse_for("ledger")
 
     def read() -> list[dt.date]:
         with connect(target, read_only=True) as conn:
@@ -735,8 +752,8 @@ def load_extracts(cfg: Config, day: dt.date, progress: Progress = _stderr) -> li
     start = dt.datetime.combine(day, dt.time())
     end = start + dt.timedelta(days=1)
     if not any((extract_dir(cfg, day, source) / EXTRACT_MANIFEST).is_file() for source in LOAD_ORDER):
-        with connect(cfg.warehouse) as conn:
-            ensure_raw(conn)
+        with connect(cfg.warehouse_for("ingest")) as conn:
+            ensure_raw(conn, ledger=_one_login(cfg))
             loaded = _loaded_batches(conn, start, end)
         if len(loaded) == len(LOAD_ORDER):
             out = [{"source": s, "day": day.isoformat(), "batch_id": loaded[s]["batch_id"],
@@ -748,8 +765,8 @@ def load_extracts(cfg: Config, day: dt.date, progress: Progress = _stderr) -> li
     options = {"max_quarantine_share": cfg.get("pipeline", "quarantine_max_share"),
                "chunk_rows": cfg.get("pipeline", "chunk_rows")}
     out = []
-    with connect(cfg.warehouse) as conn:
-        ensure_raw(conn)
+    with connect(cfg.warehouse_for("ingest")) as conn:
+        ensure_raw(conn, ledger=_one_login(cfg))
         if warning := stripe_gap_warning(conn, day):
             progress(f"WARNING {warning}")
         for source in LOAD_ORDER:
@@ -766,8 +783,9 @@ def load_extracts(cfg: Config, day: dt.date, progress: Progress = _stderr) -> li
 def build_models(cfg: Config, progress: Progress = _stderr) -> dict[str, Any]:
     """The nightly's dbt build (every model and data test), then the draft invoice versions."""
     progress("dbt build ...")
+    _ensure_ledger(cfg)
     res = dbt.build(cfg)
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         record_invoice_versions(conn)
     progress(f"dbt build: {res.nodes} nodes ok")
     return {"dbt_nodes": res.nodes}
@@ -781,7 +799,7 @@ def alert_reconciliation(cfg: Config, as_of: str | None = None) -> dict[str, Any
     from reconcile.alerts import notify
     from reconcile.checks import KEY_FIELDS
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         results = qualified("ledger", "recon_check_results")
         when = (dt.datetime.fromisoformat(as_of) if as_of
@@ -809,7 +827,7 @@ def push_invoices(cfg: Config, period: str, localstripe: bool = False,
     from exports.stripe_push import push_period
     from ingest.load import ensure_raw
 
-    with connect(cfg.warehouse) as conn:
+    with connect(cfg.warehouse_for("ledger")) as conn:
         ensure_raw(conn)
         report = push_period(conn, cfg, period, localstripe=localstripe)
     summary = {k: v for k, v in report.to_dict().items() if k != "invoices"}
@@ -853,7 +871,7 @@ def config_secrets(cfg: Config) -> list[str]:
     """Every secret the configuration holds (API key, webhook URL, passwords): what a log or a
     message must never show."""
     out = [cfg.stripe_api_key, cfg.secret("alerts", "slack_webhook_url"),
-           cfg.secret("alerts", "smtp_password"), cfg.warehouse.password]
+           cfg.secret("alerts", "smtp_password"), *(t.password for t in cfg.warehouse_logins())]
     for source in ("metering", "billing"):
         with contextlib.suppress(Exception):  # a file source or an unusual URL holds no password
             out.append(cfg.source_target(source).password)

@@ -107,14 +107,28 @@ class Connection:
             return
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
 
+    def columns_of(self, schema: str, table: str) -> set[str]:
+        """The table's column names (empty when there is no such table). On PostgreSQL from the
+        catalog, which shows every table, not only those the login may read."""
+        if self.kind == "postgres":
+            sql = ("SELECT a.attname FROM pg_catalog.pg_attribute a "
+                   "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+                   "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                   "WHERE n.nspname = ? AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped")
+        else:
+            sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
+        return {r[0] for r in self.fetchall(sql, [schema, table])}
+
     def ensure_table(self, schema: str, table: str, columns: list[tuple[str, str]]) -> None:
         """Create the table, or add the columns a newer meterline expects to an existing one
-        (NULL for the rows already there; columns are only ever added, never changed)."""
-        cols = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns)
-        self.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, table)} ({cols})")
-        have = {r[0] for r in self.fetchall(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-            [schema, table])}
+        (NULL for the rows already there; columns are only ever added, never changed). A table
+        that is there with every column gets no statement at all: a stage login that may use
+        the table but not create or alter it (deploy/postgres-roles.sql) passes."""
+        have = self.columns_of(schema, table)
+        if not have:
+            cols = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns)
+            self.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, table)} ({cols})")
+            have = self.columns_of(schema, table)
         for name, type_ in columns:
             if name not in have:
                 self.execute(f"ALTER TABLE {qualified(schema, table)} ADD COLUMN {quote_ident(name)} {type_}")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import secrets
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from invariants import check_all
 
 from meterline.config import load_config
@@ -172,21 +176,93 @@ def test_demo_duckdb(tmp_path: Path) -> None:
     check_demo(tmp_path / "demo", accounts=12, golden=True)
 
 
+STAGES = ("ingest", "dbt", "ledger", "reporting")
+
+
+@contextlib.contextmanager
+def stage_logins(url: str, password: str) -> Iterator[dict[str, str]]:
+    """deploy/postgres-roles.sql applied to `url`'s database, with a LOGIN role per stage; yields
+    each stage's URL (`password` in it). The roles are dropped after."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    tag = secrets.token_hex(4)
+    roles = {s: f"meterline_t_{s}_{tag}" for s in STAGES}
+    logins = {s: f"meterline_t_{s}_login_{tag}" for s in STAGES}
+    info = conninfo_to_dict(url)
+    with psycopg.connect(url, autocommit=True) as admin:
+        for login in logins.values():
+            admin.execute(f'CREATE ROLE "{login}" LOGIN')
+    try:
+        args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(ROOT / "deploy" / "postgres-roles.sql")]
+        for s in STAGES:
+            args += ["-v", f"{s}_role={roles[s]}", "-v", f"{s}_login={logins[s]}"]
+        res = subprocess.run([*args, "-d", url], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        host, port, db = info.get("host", "127.0.0.1"), info.get("port", "5432"), info["dbname"]
+        yield {s: f"postgresql://{logins[s]}:{password}@{host}:{port}/{db}" for s in STAGES}
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            # what the roles own depends across roles (dbt's views on ingest's tables): the
+            # schemas go first; then their privileges and default privileges, one role at a time
+            # (PostgreSQL trips over default ACLs between roles dropped together)
+            admin.execute("DROP SCHEMA IF EXISTS raw, ledger, staging, intermediate, marts, seeds CASCADE")
+            for r in [*logins.values(), *roles.values()]:
+                admin.execute(f'DROP OWNED BY "{r}"')
+        with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+            for r in [*logins.values(), *roles.values()]:
+                admin.execute(f'DROP ROLE IF EXISTS "{r}"')
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_demo_postgres(tmp_path: Path, pg_url: str) -> None:
+def test_demo_postgres(tmp_path: Path, pg_url: str, chromium: str) -> None:
     # another seed than the DuckDB demo's: a different world, other planted discrepancies.
     # Canary secrets (issue 10): a database password in the warehouse URL (the server trusts
     # local connections, so any password is accepted), a Stripe key and an SMTP password; none
     # may appear in anything printed, nor in any file of the demo: dbt's target/ and logs, Data
     # Docs, exports, meterline's state.
     canaries = {"db": "Canary-Db-Pw-7f3a91", "stripe": "sk_test_canary_5c2e77d1",
-                "smtp": "Canary-Smtp-Pw-0b6d"}
+                "smtp": "Canary-Smtp-Pw-0b6d", "stage": "Canary-Stage-Pw-4d19e2"}
     url = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{canaries['db']}@")
     assert canaries["db"] in url
-    printed = check_demo(tmp_path / "demo", accounts=8, seed=11, env={
-        "METERLINE_WAREHOUSE": url, "METERLINE_STRIPE_API_KEY": canaries["stripe"],
-        "METERLINE_ALERTS_SMTP_PASSWORD": canaries["smtp"]})
+    env = {"METERLINE_WAREHOUSE": url, "METERLINE_STRIPE_API_KEY": canaries["stripe"],
+           "METERLINE_ALERTS_SMTP_PASSWORD": canaries["smtp"]}
+    directory = tmp_path / "demo"
+    printed = check_demo(directory, accounts=8, seed=11, env=env)
+
+    # then the least-privilege roles (deploy/postgres-roles.sql) and a login per stage: the
+    # night again, a finance report, and the month reopened and closed again, each stage as
+    # its own role; nothing changes, nothing is refused, nothing is owned by anyone else
+    with stage_logins(pg_url, canaries["stage"]) as stage_urls:
+        staged = {**env, "METERLINE_CONFIG": str(directory / "meterline.toml"),
+                  **{f"METERLINE_WAREHOUSE_{s.upper()}_URL": u for s, u in stage_urls.items()}}
+        export_dir = directory / "exports" / "2026-10"
+        drift = json.loads((directory / ".meterline" / "demo-summary.json").read_text())["drift_flagged"]
+        for args, codes in ((("run", "--date", "2026-11-03"), (1,)),  # planted drift: exit 1
+                            (("report", "daily", "--date", "2026-11-03", "--no-send"), (0,)),
+                            (("close", "--period", "2026-10", "--reopen", "--reason", "roles test"), (0,)),
+                            (("close", "--period", "2026-10"), (0,))):
+            res = run_cli(*args, "--json", cwd=directory, env=staged)
+            printed.append(res.stdout + res.stderr)
+            assert res.returncode in codes, (args, res.stderr[-3000:])
+            if args[0] == "run":
+                assert json.loads(res.stdout)["reconciliation"]["drift_flagged"] == drift
+        # the close again (the planted late usage now in October): every file as its manifest says
+        manifest = json.loads((export_dir / "manifest.json").read_text())
+        assert {f["name"]: f["sha256"] for f in manifest["files"]} == {
+            name: digest for name, digest in file_digests(export_dir).items() if name != "manifest.json"}
+        import psycopg
+
+        with psycopg.connect(pg_url) as admin:
+            owners = dict(admin.execute(
+                "SELECT schemaname || '.' || tablename, tableowner FROM pg_tables WHERE schemaname IN "
+                "('raw', 'ledger', 'staging', 'intermediate', 'marts', 'seeds')").fetchall())
+        expected = {"raw": "ingest", "ledger": "ledger"}
+        wrong = {t: o for t, o in owners.items()
+                 if not o.startswith(f"meterline_t_{expected.get(t.split('.')[0], 'dbt')}_")}
+        assert wrong == {} and len(owners) > 100, wrong
+
     leaks = [(name, i) for name, c in canaries.items() for i, text in enumerate(printed) if c in text]
     files = sorted(p for p in (tmp_path / "demo").rglob("*") if p.is_file())
     assert len(files) > 50 and any("target" in p.parts for p in files), "dbt's target/ not scanned"

@@ -203,7 +203,8 @@ def run_report(cfg: Config, kind: str, when: str, send: bool = True,
     _parse(kind, when)
     if once and read_only:
         raise ValueError("run_report(once=True) records what it sends: it needs read_only=False")
-    with connect(cfg.warehouse, read_only=read_only) as conn:
+    # the report reads marts as the reporting login; what it emailed is the ledger's to record
+    with connect(cfg.warehouse_for("reporting"), read_only=read_only) as conn:
         result = build_report(conn, cfg, kind, when, report_dir(cfg, when))
         summary = result.to_dict()
         if not send:
@@ -211,13 +212,16 @@ def run_report(cfg: Config, kind: str, when: str, send: bool = True,
         elif not mail.is_configured(cfg):
             summary["email"] = {"sent": False,
                                 "reason": "not configured: set [alerts] smtp_host and [reports] smtp_to"}
-        elif once and (sent_at := _sent_before(conn, result)) is not None:
-            summary["email"] = {"sent": False, "reason": f"already sent at {sent_at:%Y-%m-%d %H:%M} UTC "
-                                                         "(same report, same content)"}
+        elif once:
+            with connect(cfg.warehouse_for("ledger")) as ledger:
+                if (sent_at := _sent_before(ledger, result)) is not None:
+                    summary["email"] = {"sent": False, "reason": f"already sent at {sent_at:%Y-%m-%d %H:%M} "
+                                                                 "UTC (same report, same content)"}
+                else:
+                    summary["email"] = send_report(cfg, result)
+                    _record_sent(ledger, cfg, result)
         else:
             summary["email"] = send_report(cfg, result)
-            if once:
-                _record_sent(conn, cfg, result)
     return summary
 
 

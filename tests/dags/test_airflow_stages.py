@@ -20,9 +20,10 @@ import pytest
 from dag_helpers import DAGS, airflow_env, make_world, webhook
 
 from meterline.config import load_config, parse_db_url
-from meterline.errors import IntervalError, StageError
+from meterline.errors import ConfigError, IntervalError, StageError
 from meterline.runlock import RunLockedError
 from meterline.runner import (
+    config_secrets,
     days_between,
     extract_dir,
     extract_source,
@@ -301,3 +302,33 @@ def test_warehouse_connection_password_and_extras(airflow_helpers, monkeypatch: 
 def test_warehouse_connection_meterline_cannot_read_is_refused(airflow_helpers, conn, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         airflow_helpers.warehouse_env(conn)
+
+
+def test_stage_connections_give_each_stage_its_login(airflow_helpers, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    """meterline_warehouse_<stage> connections (deploy/postgres-roles.sql): each stage's URL and
+    password, never in the URL and never PGPASSWORD (the main login's); meterline reads them
+    back per stage, the main login for the rest, and refuses another database."""
+    env = airflow_helpers.warehouse_env(_pg(login="wh", password="main-pw", host="db.example", schema="wh"))
+    for stage in ("ingest", "ledger"):
+        env.update(airflow_helpers.warehouse_env(
+            _pg(login=f"etl_{stage}", password=f"{stage}-p@ss:w", host="db.example", schema="wh",
+                extra_dejson={"sslmode": "disable"}),
+            f"meterline_warehouse_{stage}", stage))
+    assert env["METERLINE_WAREHOUSE_INGEST_URL"] == "postgresql://etl_ingest@db.example:5432/wh"
+    assert env["METERLINE_WAREHOUSE_LEDGER_PASSWORD"] == "ledger-p@ss:w" and env["PGPASSWORD"] == "main-pw"
+    assert "PGSSLMODE" not in env  # a stage connection sets nothing process-wide
+    monkeypatch.delenv("PGUSER", raising=False)
+    monkeypatch.setenv("PGPASSWORD", "main-pw")
+    (tmp_path / "meterline.toml").write_text("")
+    cfg = load_config(tmp_path / "meterline.toml", env=env)
+    got = {s: (cfg.warehouse_for(s).user, cfg.warehouse_for(s).password) for s in ("ingest", "dbt", "ledger")}
+    assert got == {"ingest": ("etl_ingest", "ingest-p@ss:w"), "dbt": ("wh", "main-pw"),
+                   "ledger": ("etl_ledger", "ledger-p@ss:w")}
+    assert {"main-pw", "ingest-p@ss:w", "ledger-p@ss:w"} <= set(config_secrets(cfg))
+    with pytest.raises(ValueError, match="stage's login"):
+        airflow_helpers.warehouse_env(_pg(login="etl@corp", host="db.example", schema="wh"),
+                                      "meterline_warehouse_dbt", "dbt")
+    other = {**env, "METERLINE_WAREHOUSE_DBT_URL": "postgresql://etl_dbt@db.example:5432/elsewhere"}
+    with pytest.raises(ConfigError, match="must name the warehouse's database"):
+        load_config(tmp_path / "meterline.toml", env=other)

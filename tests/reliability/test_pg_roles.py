@@ -1,5 +1,6 @@
-"""deploy/postgres-roles.sql grants least privilege: ingest writes raw, dbt reads raw and ledger
-and builds its own schemas, reporting reads marts. Each limit is proved with a real statement by a
+"""deploy/postgres-roles.sql grants least privilege: ingest writes raw only, dbt reads raw and
+ledger and builds its own schemas, ledger (meterline's bookkeeping) writes ledger only and reads
+the rest, reporting reads marts. Each limit is proved with a real statement by a
 LOGIN role acting as its group role, on a fresh database with the tables the pipeline's own
 `ensure_raw` makes; a grant too wide (or too narrow) fails the test that names it."""
 
@@ -19,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 pytestmark = pytest.mark.postgres
 
 SCRIPT = ROOT / "deploy" / "postgres-roles.sql"
-DUTIES = ("ingest", "dbt", "reporting")
+DUTIES = ("ingest", "dbt", "ledger", "reporting")
 
 
 @dataclass
@@ -84,6 +85,7 @@ def _drop_all(admin_url: str, wh: Warehouse) -> None:
 def wh() -> Iterator[Warehouse]:
     from ingest.load import ensure_raw
     from meterline.config import WarehouseTarget
+    from meterline.ledger import ensure_ledger
     from meterline.warehouse import open_connection
 
     try:
@@ -110,17 +112,20 @@ def wh() -> Iterator[Warehouse]:
             before.execute("CREATE TABLE marts.built_before (id int); INSERT INTO marts.built_before VALUES (1)")
         wh.apply_script(name_db=True)
         wh.apply_script()  # rerunnable
-        # the pipeline's own schema and table creation, as the ingest login
-        c = wh.logins["ingest"]
-        target = WarehouseTarget(url=f"postgresql://{c}@/{wh.db}", kind="postgres",
-                                 host=str(wh.kwargs().get("host", "")), port=int(wh.kwargs().get("port") or 5432),
-                                 user=c, password=wh.password, dbname=wh.db)
-        conn = open_connection(target)
-        try:
-            ensure_raw(conn)
-            ensure_raw(conn)  # every stage runs it first: again on existing tables
-        finally:
-            conn.close()
+        # the pipeline's own schema and table creation: raw's as the ingest login, the ledger's
+        # as the ledger login, as the runner does with a login per stage
+        for duty, ensure in (("ingest", lambda c: ensure_raw(c, ledger=False)), ("ledger", ensure_ledger),
+                             ("ledger", ensure_raw)):  # every stage ensures its tables first: again
+            c = wh.logins[duty]
+            target = WarehouseTarget(url=f"postgresql://{c}@/{wh.db}", kind="postgres",
+                                     host=str(wh.kwargs().get("host", "")),
+                                     port=int(wh.kwargs().get("port") or 5432),
+                                     user=c, password=wh.password, dbname=wh.db)
+            conn = open_connection(target)
+            try:
+                ensure(conn)
+            finally:
+                conn.close()
         yield wh
     finally:
         _drop_all(PG_ADMIN_URL, wh)
@@ -170,8 +175,7 @@ def test_ingest_writes_raw(wh: Warehouse) -> None:
     allowed(ingest, "INSERT INTO raw.quarantine (raw_table) VALUES ('metering_usage_hourly')",
             "ingest quarantines rows")
     allowed(ingest, "INSERT INTO raw.loaded_before VALUES (2)", "ingest writes raw tables made before the roles")
-    # ensure_raw creates and migrates meterline's ledger tables beside raw's (the script says why)
-    assert owner(wh, "ledger", "period_locks") == wh.roles["ingest"]
+    assert owner(wh, "ledger", "period_locks") == wh.roles["ledger"], "ensure_ledger's tables belong to ledger"
 
 
 def test_ingest_limits(wh: Warehouse) -> None:
@@ -183,6 +187,41 @@ def test_ingest_limits(wh: Warehouse) -> None:
     denied(ingest, "CREATE SCHEMA by_ingest", "ingest creates no schema")
     denied(ingest, "CREATE TABLE public.by_ingest (id int)", "nobody creates in schema public")
     denied(ingest, "CREATE TEMP TABLE by_ingest (id int)", "ingest makes no temporary table")
+    denied(ingest, "INSERT INTO ledger.period_locks (period) VALUES ('2026-10')", "ingest does not write the ledger")
+    denied(ingest, "SELECT * FROM ledger.issued_invoices", "ingest does not read the ledger")
+    denied(ingest, "CREATE TABLE ledger.by_ingest (id int)", "ingest creates nothing in ledger")
+
+
+def test_ledger_writes_the_ledger_and_reads_the_rest(wh: Warehouse) -> None:
+    dbt, ledger = wh.connect("dbt"), wh.connect("ledger")
+    dbt.execute("CREATE TABLE IF NOT EXISTS marts.rec_after_grants AS SELECT 1 AS id")
+    dbt.execute("CREATE TABLE IF NOT EXISTS intermediate.int_after_grants AS SELECT 1 AS id")
+    dbt.execute("CREATE TABLE IF NOT EXISTS seeds.seed_after_grants AS SELECT 1 AS id")
+    allowed(ledger, "INSERT INTO ledger.period_locks (period) VALUES ('2026-09')", "ledger locks a period")
+    allowed(ledger, "DELETE FROM ledger.period_locks WHERE period = '2026-09'", "ledger reopens a period")
+    allowed(ledger, "SELECT count(*) FROM raw.batch_ledger", "ledger reads raw (as_of, status)")
+    allowed(ledger, "SELECT count(*) FROM raw.loaded_before", "ledger reads raw tables made before the roles")
+    allowed(ledger, "SELECT count(*) FROM marts.rec_after_grants", "ledger reads marts dbt builds later")
+    allowed(ledger, "SELECT count(*) FROM marts.built_before", "ledger reads marts made before the roles")
+    allowed(ledger, "SELECT count(*) FROM intermediate.int_after_grants", "ledger reads intermediate (checks)")
+    allowed(ledger, "SELECT count(*) FROM seeds.seed_after_grants", "ledger reads seeds (currencies)")
+    allowed(ledger, "ALTER TABLE ledger.period_locks ADD COLUMN IF NOT EXISTS note_by_ledger text",
+            "ledger migrates its tables")
+    dbt_reads = wh.connect("dbt")
+    allowed(dbt_reads, "SELECT count(*) FROM ledger.period_locks", "dbt reads the ledger's tables")
+
+
+def test_ledger_limits(wh: Warehouse) -> None:
+    ledger = wh.connect("ledger")
+    denied(ledger, "INSERT INTO raw.batch_ledger (batch_id) VALUES ('b_ledger')", "ledger does not write raw")
+    denied(ledger, "DELETE FROM raw.batch_ledger", "ledger does not delete from raw")
+    denied(ledger, "CREATE TABLE raw.by_ledger (id int)", "ledger creates nothing in raw")
+    denied(ledger, "INSERT INTO marts.built_before VALUES (9)", "ledger does not write marts")
+    denied(ledger, "CREATE TABLE marts.by_ledger (id int)", "ledger creates nothing in marts")
+    denied(ledger, "DROP TABLE marts.built_before", "ledger drops nothing in marts")
+    denied(ledger, "CREATE SCHEMA by_ledger", "ledger creates no schema")
+    denied(ledger, "CREATE TABLE public.by_ledger (id int)", "nobody creates in schema public")
+    denied(ledger, "CREATE TEMP TABLE by_ledger (id int)", "ledger makes no temporary table")
 
 
 def test_dbt_reads_sources_and_builds_its_schemas(wh: Warehouse) -> None:
