@@ -159,45 +159,79 @@ def three_month_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     return directory, summary
 
 
-@pytest.fixture(scope="session")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Debian's chromium (finance reports print their PDF with it). Outside CI a missing browser
+def debian_tool(tmp_path_factory: pytest.TempPathFactory, package: str, names: tuple[str, ...]) -> str:
+    """A command from Debian's `package` (the first of `names` on PATH). Outside CI a missing one
     skips; with CI=true this installs it (apt-get, under a file lock the xdist workers share, as
     two apt-gets at once would fight over dpkg's lock) and fails, not skips, when it cannot."""
     import fcntl
 
-    from exports.reports.pdf import BROWSERS
-
     def installed() -> str | None:
-        return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+        return next((found for name in names if (found := shutil.which(name))), None)
 
     if found := installed():
         return found
     if not IN_CI:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium); CI=true installs it")
+        pytest.skip(f"{names[0]} is not installed (apt-get install -y {package}); CI=true installs it")
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent
-    with (root / "chromium_install.lock").open("w") as lock:
+    with (root / "apt_install.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if found := installed():  # the other worker installed it meanwhile
             return found
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for step in (["apt-get", "update"],
-                     ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+                     ["apt-get", "install", "-y", "--no-install-recommends", package]):
             try:
                 res = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
             except (OSError, subprocess.TimeoutExpired) as exc:
-                pytest.fail(f"CI=true: cannot install Chromium ({' '.join(step)}: {exc})")
+                pytest.fail(f"CI=true: cannot install {package} ({' '.join(step)}: {exc})")
             if res.returncode != 0:
-                pytest.fail(f"CI=true: cannot install Chromium ({' '.join(step)} exited "
+                pytest.fail(f"CI=true: cannot install {package} ({' '.join(step)} exited "
                             f"{res.returncode}): {res.stderr[-500:]}")
     if not (found := installed()):
-        pytest.fail("CI=true: chromium was installed but no browser is on PATH")
+        pytest.fail(f"CI=true: {package} was installed but none of {', '.join(names)} is on PATH")
     return found
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Debian's chromium (finance reports print their PDF with it); installed with CI=true."""
+    from exports.reports.pdf import BROWSERS
+
+    return debian_tool(tmp_path_factory, "chromium", tuple(BROWSERS))
+
+
+@pytest.fixture(scope="session")
+def docker_compose(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Debian's docker-compose (v1: validates a compose file without an engine); installed with
+    CI=true."""
+    return debian_tool(tmp_path_factory, "docker-compose", ("docker-compose",))
 
 
 def copy_world(world: Path, tmp_path: Path) -> Path:
     target = tmp_path / "world"
     shutil.copytree(world, target, symlinks=True)
     return target
+
+
+# The longest tests, started first (in this order) so that pytest-xdist, which hands tests out
+# in collection order, runs them side by side from the start instead of leaving one of them to
+# finish alone at the end; each of the three first builds a world the others do not share.
+FIRST = (
+    "tests/bench/test_harness.py::test_smoke_bench",
+    "tests/test_demo.py::test_clean_world_flags_nothing",  # builds three_month_world
+    "tests/test_demo.py::test_demo_postgres",
+    "tests/reliability/test_reruns.py::test_three_runs_of_a_night_and_a_backfill_change_nothing",  # demo_world
+    "tests/test_demo.py::test_demo_duckdb",
+    "tests/dags/test_airflow_dagrun_month_close.py",
+    "tests/reliability/test_loader_kills.py",
+    "tests/dags/test_airflow_dagrun_nightly.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(FIRST) if item.nodeid.startswith(prefix)), len(FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order

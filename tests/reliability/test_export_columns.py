@@ -219,8 +219,8 @@ def accounting_rows() -> dict[str, Any]:
                            "accounting_period": PERIOD, "service_period": PERIOD, "revenue_minor": 1234,
                            "is_catchup": False, **extra}],
         "rollforward": [{"currency": "USD", "accounting_period": PERIOD, "balance": "deferred_revenue",
-                         "opening_minor": 0, "billed_minor": 10, "recognized_minor": 5, "closing_minor": 5,
-                         **extra}],
+                         "opening_minor": 0, "billed_minor": 10, "recognized_minor": 5, "voided_minor": 0,
+                         "catchup_minor": 0, "closing_minor": 5, **extra}],
         "waterfall": [{"currency": "USD", "origin_period": PERIOD, "recognition_period": PERIOD,
                        "recognized_minor": 5, "remaining_minor": 5, **extra}],
         "invoices": [{"invoice_id": "inv-1", "account_id": "acct_1", "period": PERIOD, "currency": "USD",
@@ -287,7 +287,7 @@ MART_TABLES = {
                                     "arr_minor BIGINT",
     ("marts", "fct_balance_rollforward"): "currency VARCHAR, accounting_period VARCHAR, balance VARCHAR, "
                                           "opening_minor BIGINT, billed_minor BIGINT, recognized_minor BIGINT, "
-                                          "closing_minor BIGINT",
+                                          "voided_minor BIGINT, catchup_minor BIGINT, closing_minor BIGINT",
     ("marts", "fct_deferred_revenue_waterfall"): "currency VARCHAR, origin_period VARCHAR, "
                                                  "recognition_period VARCHAR, sold_minor BIGINT, "
                                                  "recognized_minor BIGINT, remaining_minor BIGINT",

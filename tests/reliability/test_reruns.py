@@ -77,8 +77,8 @@ def test_three_runs_of_a_night_and_a_backfill_change_nothing(demo_world: Path, t
     assert set(backfill["batches"]) == {"skipped_identical"}, backfill["batches"]
     assert again["created"] == 0 and again["failed"] == 0, again
     assert closed_again["action"] == "already_closed"
-    changed = sorted(t for t in before.keys() | warehouse_digest(world).keys()
-                     if before.get(t) != warehouse_digest(world).get(t))
+    after = warehouse_digest(world)
+    changed = sorted(t for t in before.keys() | after.keys() if before.get(t) != after.get(t))
     assert changed == [], f"three runs and a backfill changed {changed}"
     assert export_hashes(world) == exports_before
     objects_after = stripe_objects()
