@@ -217,13 +217,13 @@ def copy_world(world: Path, tmp_path: Path) -> Path:
 
 # The longest tests, started first (in this order) so that pytest-xdist, which hands tests out
 # in collection order, runs them side by side from the start instead of leaving one of them to
-# finish alone at the end; each of the three first builds a world the others do not share.
+# finish alone at the end; each of the first three builds a world the others do not share, the
+# fourth builds demo_world, which later tests read.
 FIRST = (
     "tests/bench/test_harness.py::test_smoke_bench",
     "tests/test_demo.py::test_clean_world_flags_nothing",  # builds three_month_world
     "tests/test_demo.py::test_demo_postgres",
     "tests/reliability/test_reruns.py::test_three_runs_of_a_night_and_a_backfill_change_nothing",  # demo_world
-    "tests/test_demo.py::test_demo_duckdb",
     "tests/dags/test_airflow_dagrun_month_close.py",
     "tests/reliability/test_loader_kills.py",
     "tests/dags/test_airflow_dagrun_nightly.py",
