@@ -216,11 +216,9 @@ def copy_world(world: Path, tmp_path: Path) -> Path:
 
 
 # The longest tests, started first (in this order) so that pytest-xdist, which hands tests out
-# in collection order (the first quarter round-robin over the workers), runs them side by side
-# from the start instead of leaving one of them to finish alone at the end; each of the first
-# three builds a world the others do not share, the fourth builds demo_world, which later tests
-# read. The finance reports on the three-month world come right after them: each lands behind a
-# long test on its worker, by when the world is built, rather than waiting on its lock.
+# in collection order, runs them side by side from the start instead of leaving one of them to
+# finish alone at the end; each of the first three builds a world the others do not share, the
+# fourth builds demo_world, which later tests read.
 FIRST = (
     "tests/bench/test_harness.py::test_smoke_bench",
     "tests/test_demo.py::test_clean_world_flags_nothing",  # builds three_month_world
@@ -229,7 +227,6 @@ FIRST = (
     "tests/dags/test_airflow_dagrun_month_close.py",
     "tests/reliability/test_loader_kills.py",
     "tests/dags/test_airflow_dagrun_nightly.py",
-    "tests/exports/test_reports.py::test_three_months",
 )
 
 
