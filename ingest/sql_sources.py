@@ -44,12 +44,6 @@ def _time(reader: Reader, column: str, kind: str = "TIMESTAMP") -> str:
     return col
 
 
-def _within(reader: Reader, column: str, kind: str = "TIMESTAMP") -> str:
-    """`column` in [?, ?) — or not a value at all, so it is pulled and quarantined, not lost."""
-    col = _time(reader, column, kind)
-    return f"({col} IS NULL OR ({col} >= ? AND {col} < ?))"
-
-
 def _night_versions(reader: Reader, column: str, kind: str, day: tuple[Any, Any],
                     window_start: Any, start: dt.datetime, end: dt.datetime) -> tuple[str, list]:
     """The versions night D pulls, each version of the source in exactly one night:
