@@ -478,10 +478,11 @@ def _xero_tables(ordered: list[dict[str, Any]], numbers: dict[tuple[str, str], s
             if parts[-1] and len(parts[-1]) + len(journal) > options.xero_max_lines:
                 parts.append([])
             parts[-1].extend(journal)
+        width = max(2, len(str(len(parts))))  # part001 .. part100: names sort in order
         for index, part in enumerate(parts, start=1):
             stem = f"xero_manual_journals_{currency}"
             if len(parts) > 1:
-                stem += f"_part{index:02d}"
+                stem += f"_part{index:0{width}d}"
             rows = [[
                 line["_number"], _xero_date(line["entry_date"]), line["memo"], line["gl_account"],
                 options.xero_tax_rate,

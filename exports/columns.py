@@ -53,7 +53,7 @@ WITHHELD = "[withheld: personal data]"
 
 # a column named after a data category (flash_usage_days: one column per category)
 DATA_CATEGORY = "<data category>"
-XERO_STEM = re.compile(r"^xero_manual_journals_[A-Z]{3}(_part\d{2})?$")
+XERO_STEM = re.compile(r"^xero_manual_journals_[A-Z]{3}(_part\d{2,})?$")
 
 ACCOUNTING_FILES: dict[str, tuple[str, ...]] = {
     "journal_entries": (

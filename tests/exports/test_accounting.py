@@ -331,6 +331,25 @@ def test_xero_split_at_line_limit_keeps_journals_whole() -> None:
     assert usd_parts[0] == "xero_manual_journals_USD_part01.csv"
 
 
+def test_xero_over_99_parts_sorts_in_order_and_is_allow_listed() -> None:
+    """30M-row bench: 9 000 accounts' journals split into more than 99 parts; `_part100` was
+    refused by the allow-list (two digits), and would have sorted before `_part11`."""
+    extra = [line for n in range(120) for line in (
+        jl(f"jl-x{n:03d}a", f"je-inv-x{n:03d}", "invoice", "USD", *AR, 100 + n, 0,
+           memo=f"Invoice x{n:03d}", reference=f"x{n:03d}"),
+        jl(f"jl-x{n:03d}b", f"je-inv-x{n:03d}", "invoice", "USD", *USAGE, 0, 100 + n,
+           product="api_calls", memo=f"Invoice x{n:03d}: api_calls", reference=f"x{n:03d}"))]
+    files = build(journal_lines=sample_journal() + extra, options=ExportOptions(xero_max_lines=3))
+    usd = [n.removesuffix(".csv") for n in files
+           if n.startswith("xero_manual_journals_USD") and n.endswith(".csv")]
+    assert len(usd) > 99 and sorted(usd) == [f"xero_manual_journals_USD_part{i:03d}"
+                                             for i in range(1, len(usd) + 1)]
+    narrations = [r["*Narration"] for n in sorted(usd) for r in csv_rows(files[n + ".csv"])]
+    assert len(narrations) == len(extra) + sum(
+        1 for line in sample_journal() if line["currency"] == "USD")
+    assert sum(Decimal(r["*Amount"]) for n in usd for r in csv_rows(files[n + ".csv"])) == 0
+
+
 def test_netsuite_layout_and_subsidiary() -> None:
     rows = csv_rows(build()["netsuite_journal_entries.csv"])
     first = rows[0]
