@@ -101,10 +101,13 @@ def _limit_duckdb(settings: dict[str, str]) -> None:
 
 
 def _dbt_timing(cfg: Any) -> dict[str, Any] | None:
-    """Where the last dbt invocation's time went, from its run_results.json: elapsed time,
+    """Where the last dbt invocation's time went, from meterline's run summary
+    (meterline/dbt.py: dbt's own run_results.json is not written): elapsed time,
     node count and summed execution time per resource type (model, test, unit_test, seed),
     and the slowest nodes."""
-    path = cfg.state_dir / "dbt" / "target" / "run_results.json"
+    from meterline.dbt import RUN_SUMMARY
+
+    path = cfg.state_dir / "dbt" / "target" / RUN_SUMMARY
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
