@@ -1,9 +1,23 @@
 -- Every raw metering row, with the reason it is quarantined (or NULL) and whether it is the
--- current version of its natural key among the valid rows.
+-- current version of its natural key among the valid rows. Incremental by hour: a run rebuilds
+-- the hours int_metering_usage_changed_hours lists, from all of their raw rows
+-- (macros/metering_incremental.sql); the result equals a full rebuild.
+-- depends_on: {{ ref('int_metering_usage_changed_hours') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ delete_rebuilt_metering_hours() }}"
+) }}
 with
 
 usage_rows as (
     select * from {{ ref('stg_metering__usage_hourly') }}
+    {% if is_incremental() -%}
+    where {{ metering_partition_hour('hour_start') }} in (
+        select partition_hour from {{ ref('int_metering_usage_changed_hours') }}
+    )
+    {%- endif %}
 ),
 
 batches as (
@@ -42,17 +56,10 @@ numbered as (
 reasoned as (
     select
         numbered.*,
-        case
-            when numbered.account_id is null then 'missing_account'
-            when accounts.account_id is null then 'unknown_account'
-            when numbered.quantity < 0 then 'negative_quantity'
-            when categories.category is null then 'unknown_category'
-            when
-                numbered.outcome is null
-                or numbered.outcome not in ({{ quoted_list(var('metering_outcomes')) }})
-                then 'unknown_outcome'
-            when numbered.copy_number > 1 then 'duplicate_key'
-        end as quarantine_reason
+        coalesce(
+            {{ metering_row_reason('numbered', 'accounts', 'categories') }},
+            case when numbered.copy_number > 1 then 'duplicate_key' end
+        ) as quarantine_reason
     from numbered
     left join accounts
         on numbered.account_id = accounts.account_id
@@ -94,5 +101,6 @@ select
     copy_number,
     quarantine_reason,
     quarantine_reason is null as is_valid,
-    quarantine_reason is null and version_rank = 1 as is_current_version
+    quarantine_reason is null and version_rank = 1 as is_current_version,
+    {{ metering_code_version() }} as _code_version
 from versioned
