@@ -662,7 +662,7 @@ def markdown(r: dict[str, Any]) -> str:
     if timings:
         lines += ["", "## Where dbt's time goes", "",
                   "dbt's own elapsed time and the summed execution time of its nodes by type "
-                  "(run_results.json); the rest of the step's work is dbt's start-up (import, "
+                  "(meterline_run_results.json); the rest of the step's work is dbt's start-up (import, "
                   "parse) and meterline's.", "",
                   "| step | dbt elapsed (s) | models | tests | unit tests | seeds |",
                   "| --- | ---: | ---: | ---: | ---: | ---: |"]
