@@ -36,6 +36,12 @@ from typing import Any
 
 from meterline.warehouse import Connection
 
+# dbt's work list of one build, not a result: int_metering_usage_changed_hours lists the hours
+# that build rebuilt, so a rerun that changes nothing lists none where the run before listed
+# some (DECISIONLOG "The row-level metering model is incremental by hour"). Checks that a rerun
+# changes no table leave it out; test_reruns checks that the rerun's list is empty.
+BUILD_WORK_TABLES = frozenset({"intermediate.int_metering_usage_changed_hours"})
+
 Key = tuple[str, str, str]  # account_id, category, period
 
 
