@@ -258,7 +258,9 @@ def rating_models(args: dict[str, Any]) -> dict[str, Any]:
 
 @step
 def dbt_build(args: dict[str, Any]) -> dict[str, Any]:
-    """The nightly's dbt build (every model and test), then the draft invoice versions."""
+    """The nightly's dbt build (every model and test), then the draft invoice versions. With
+    `full_refresh`, the incremental metering model is rebuilt from raw too (`--full-refresh`):
+    the build from raw that the floor is compared with, not a night's increment."""
     from meterline import dbt
     from meterline.ledger import record_invoice_versions
     from meterline.warehouse import connect
@@ -266,7 +268,7 @@ def dbt_build(args: dict[str, Any]) -> dict[str, Any]:
     cfg = _config(args)
     phases = Phases()
     with phases("work"):
-        res = dbt.build(cfg)
+        res = dbt.build(cfg, ["--full-refresh"] if args.get("full_refresh") else None)
         with connect(cfg.warehouse) as conn:
             record_invoice_versions(conn)
     return {"phases": phases.out, "dbt_nodes": res.nodes, "dbt_timing": _dbt_timing(cfg)}
