@@ -36,7 +36,8 @@
 
 {#
     A fingerprint of the code that shapes int_metering_usage_validated's rows (the model, its
-    change list, the staging models it reads, the SQL the macros above render). Each row carries it; a row
+    change list, the staging models it reads, the SQL the macros above and the type macros
+    render, dbt's version and the engine). Each row carries it; a row
     with another fingerprint makes its hour rebuild, so a deploy that changes that code
     rebuilds the whole table on its first run.
 #}
@@ -49,6 +50,9 @@
     {%- endfor -%}
     {#- macros are not in `graph`: what they render stands for them (and for the var) -#}
     {%- do parts.append(metering_row_reason("r", "a", "c") ~ metering_partition_hour("h")) -%}
+    {#- and what the staging models' type macros render to, on this engine and dbt -#}
+    {%- do parts.append(dbt_version ~ "|" ~ target.type ~ "|" ~ dbt.type_timestamp() ~ "|"
+                        ~ dbt.type_string() ~ "|" ~ dbt.type_bigint()) -%}
     {{ return("'" ~ local_md5(parts | join("|")) ~ "'") }}
 {%- endmacro %}
 
@@ -66,18 +70,14 @@
 {%- endmacro %}
 
 {#
-    One row per `columns` (which include hour_start) among the hours this run rebuilt: the
-    other hours were tested when they were built and no run writes them since, so testing
-    only the rebuilt ones proves the whole (hour_start is in the key).
+    One row per combination of `columns`, over the whole model (not just the hours a build
+    rebuilt: a failed night must not leave a duplicate that later nights no longer look at).
 #}
-{% test unique_in_rebuilt_hours(model, columns) %}
+{% test unique_combination(model, columns) %}
 select
     {{ columns | join(', ') }},
     count(*) as copies
 from {{ model }}
-where {{ metering_partition_hour('hour_start') }} in (
-    select partition_hour from {{ ref('int_metering_usage_changed_hours') }}
-)
 group by {{ columns | join(', ') }}
 having count(*) > 1
 {% endtest %}

@@ -12,6 +12,7 @@ shapes the rows changing (a new fingerprint rebuilds every hour)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,23 +58,32 @@ def metering(rows: list[tuple]) -> str:
     return w.insert_sql("raw", "metering_usage_hourly", w._columns("raw", "metering_usage_hourly"), rows)
 
 
-STEPS: list[tuple[str, list[str]]] = [
+# a step: what, statements run before the build, the vars of this and every later build
+STEPS: list[tuple[str, list[str], dict[str, Any] | None]] = [
     ("a new night", [
         w.insert_sql("raw", "batch_ledger", w._columns("raw", "batch_ledger"),
                      [ledger("m_0303b", "metering", "2024-03-03", "2024-03-04")]),
-        metering(NEW_NIGHT)]),
+        metering(NEW_NIGHT)], None),
     ("a billing snapshot that knows two more accounts", [
         w.insert_sql("raw", "batch_ledger", w._columns("raw", "batch_ledger"),
                      [ledger("bill_3", "billing", "2024-03-03", "2024-03-04")]),
-        w.insert_sql("raw", "billing_accounts", w._columns("raw", "billing_accounts"), SNAPSHOT_3)]),
+        w.insert_sql("raw", "billing_accounts", w._columns("raw", "billing_accounts"), SNAPSHOT_3)],
+     None),
     ("a reloaded night", [
         "DELETE FROM raw.metering_usage_hourly WHERE _batch_id = 'm_0302'",
         "DELETE FROM raw.batch_ledger WHERE batch_id = 'm_0302'",
         w.insert_sql("raw", "batch_ledger", w._columns("raw", "batch_ledger"),
                      [ledger("m_0302r", "metering", "2024-03-02", "2024-03-03")]),
-        metering(RELOADED)]),
+        metering(RELOADED)], None),
+    ("a batch's interval end corrected in the ledger", [
+        "UPDATE raw.batch_ledger SET interval_end = '2024-03-05 00:00:00' WHERE batch_id = 'm_0303b'"],
+     None),
+    ("one row of a loaded batch deleted by hand", [
+        "DELETE FROM raw.metering_usage_hourly WHERE _batch_id = 'm_0301' AND category = 'span' "
+        "AND quantity = 5000"], None),
+    ("the outcomes var now accepts 'weird'", [],
+     {"metering_outcomes": ["accepted", "filtered", "rate_limited", "invalid", "weird"]}),
 ]
-
 
 class Engine:
     """A warehouse holding dbt_world's raw data, and dbt builds against it."""
@@ -81,6 +91,7 @@ class Engine:
     def __init__(self, tmp: Path, output: dict[str, Any], sql: Callable[[str], list[tuple]]):
         self.tmp, self.output, self.sql = tmp, output, sql
         self.builds = 0
+        self.vars: dict[str, Any] = {}
 
     def build(self, *extra: str, project: Path = PROJECT_DIR, output: dict[str, Any] | None = None) -> None:
         from dbt.cli.main import dbtRunner
@@ -94,7 +105,7 @@ class Engine:
             "build", "--project-dir", str(project), "--profiles-dir", str(run / "profiles"),
             "--target-path", str(run / "target"), "--log-path", str(run / "logs"),
             "--no-use-colors", "--exclude-resource-type", "unit_test", "--indirect-selection",
-            "cautious", *SELECT, *extra])
+            "cautious", "--vars", json.dumps(self.vars), *SELECT, *extra])
         bad = [f"{r.node.unique_id}: {r.status} {r.message}" for r in (res.result or [])
                if str(r.status) not in ("success", "pass")]
         assert res.success and not bad, (res.exception, bad)
@@ -115,16 +126,33 @@ def check_incremental_equals_full(engine: Engine, full: Callable[[], dict[str, l
     assert engine.changed_hours() == len({r[0] for r in w.METERING_ROWS})
     engine.build()  # nothing new: nothing rebuilt
     assert engine.changed_hours() == 0
-    for what, statements in STEPS:
-        for statement in statements:
-            engine.sql(statement)
-        engine.build()
-        rebuilt = engine.changed_hours()
-        assert 0 < rebuilt < 40, (what, rebuilt)  # a few hours, not the whole table
+    def same_as_full(what: str) -> None:
         incremental = {m: engine.rows(m) for m in MODELS}
         expected = full()
         for m in MODELS:
             assert incremental[m] == expected[m], (what, m, set(incremental[m]) ^ set(expected[m]))
+
+    for what, statements, vars_ in STEPS:
+        for statement in statements:
+            engine.sql(statement)
+        engine.vars = vars_ or engine.vars
+        engine.build()
+        rebuilt = engine.changed_hours()
+        assert 0 < rebuilt < 40, (what, rebuilt)  # a few hours, not the whole table
+        same_as_full(what)
+    engine.build()  # nothing new: nothing rebuilt
+    assert engine.changed_hours() == 0
+
+    # a table built before the fingerprint (no _code_version), holding an hour raw no longer
+    # has: the first build rebuilds every hour of either, and drops that hour
+    engine.sql("ALTER TABLE intermediate.int_metering_usage_validated DROP COLUMN _code_version")
+    engine.sql("DELETE FROM raw.metering_usage_hourly WHERE hour_start = '2024-03-01 10:00:00'")
+    held = engine.sql("select count(distinct hour_start) from intermediate.int_metering_usage_validated")[0][0]
+    engine.build()
+    assert engine.changed_hours() == held
+    assert not engine.sql("select 1 from intermediate.int_metering_usage_validated "
+                          "where hour_start = '2024-03-01 10:00:00' or _code_version is null")
+    same_as_full("the first build after the upgrade")
     validated = engine.rows("int_metering_usage_validated")
     # each change reached the table: the late version is current, acc_gone's and acc_new's
     # rows are valid now, the reloaded night's rows are the replacement's
@@ -133,6 +161,7 @@ def check_incremental_equals_full(engine: Engine, full: Callable[[], dict[str, l
     assert any("acc_new" in r and "None, True, True" in r for r in validated)
     assert not any("m_0302'" in r for r in validated) and any("m_0302r" in r for r in validated)
     assert any("duplicate_key" in r and "m_0303b" in r for r in validated)
+    assert any("'weird'" in r and "None, True, True" in r for r in validated)
 
 
 def fingerprint_change_rebuilds_everything(engine: Engine, tmp: Path) -> None:

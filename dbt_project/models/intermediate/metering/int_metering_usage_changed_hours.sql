@@ -1,15 +1,17 @@
 -- The hours int_metering_usage_validated rebuilds on this run (macros/metering_incremental.sql):
--- every hour with a raw row of a batch the table has not seen (a new night, a late version, a
--- backfill); every hour of a batch that left raw (a reloaded night replaces its batch); every
--- hour holding a row whose quarantine reason or batch interval would differ now (the billing
--- accounts snapshot, the categories or the outcomes changed); every hour, when the code that
--- shapes the rows changed. On a first or --full-refresh build: every hour in raw.
+-- every hour where raw and the table hold a different number of rows of some batch (a new
+-- night, a late version, a backfill; a batch that left raw, as a reloaded night's does; rows
+-- deleted or added by other means); every hour holding a row whose quarantine reason or batch
+-- interval would differ now (the billing accounts snapshot, the categories or the outcomes
+-- changed); every hour, when the code that shapes the rows changed or the table predates the
+-- fingerprint. On a first or --full-refresh build: every hour in raw.
 -- depends_on: {{ ref('stg_ledger__batches') }}
 -- depends_on: {{ ref('int_billing_accounts_snapshot') }}
 -- depends_on: {{ ref('categories') }}
+{{ config(materialized='table') }}
 {%- set previous = adapter.get_relation(
     database=this.database, schema=this.schema, identifier='int_metering_usage_validated'
-) if execute else none %}
+) if execute and not flags.FULL_REFRESH else none %}
 {%- set previous_columns = adapter.get_columns_in_relation(previous) | map(attribute='name')
     | map('lower') | list if previous is not none else [] %}
 with
@@ -21,10 +23,20 @@ usage_rows as (
     from {{ ref('stg_metering__usage_hourly') }}
 ),
 
-{% if previous is none or flags.FULL_REFRESH or '_code_version' not in previous_columns %}
+{% if previous is none %}
 
     changed as (
         select partition_hour from usage_rows
+    )
+
+{% elif '_code_version' not in previous_columns %}
+
+    -- a table built before the fingerprint: every hour it or raw holds
+    changed as (
+        select partition_hour from usage_rows
+        union all
+        select {{ metering_partition_hour('hour_start') }} as partition_hour
+        from {{ previous }}
     )
 
 {% else %}
@@ -45,33 +57,39 @@ categories as (
     select * from {{ ref('categories') }}
 ),
 
-raw_batches as (
-    select distinct _batch_id from usage_rows
-),
-
-seen_batches as (
-    select distinct _batch_id from previous_rows
-),
-
-new_rows as (
-    select usage_rows.partition_hour
+-- rows per batch and hour, in raw and in the table (a NULL batch id is a batch of its own)
+raw_counts as (
+    select
+        coalesce(_batch_id, '') as batch_key,
+        _batch_id is null as batch_is_null,
+        partition_hour,
+        count(*) as row_count
     from usage_rows
-    where not exists (
-        select 1 from seen_batches
-        where seen_batches._batch_id = usage_rows._batch_id
-    )
+    group by 1, 2, 3
 ),
 
-gone_rows as (
-    select {{ metering_partition_hour('previous_rows.hour_start') }} as partition_hour
+table_counts as (
+    select
+        coalesce(_batch_id, '') as batch_key,
+        _batch_id is null as batch_is_null,
+        {{ metering_partition_hour('hour_start') }} as partition_hour,
+        count(*) as row_count
     from previous_rows
-    where not exists (
-        select 1 from raw_batches
-        where raw_batches._batch_id = previous_rows._batch_id
-    )
+    group by 1, 2, 3
 ),
 
-restated_rows as (
+recounted as (
+    select coalesce(raw_counts.partition_hour, table_counts.partition_hour) as partition_hour
+    from raw_counts
+    full outer join table_counts
+        on
+            raw_counts.batch_key = table_counts.batch_key
+            and raw_counts.batch_is_null = table_counts.batch_is_null
+            and raw_counts.partition_hour = table_counts.partition_hour
+    where raw_counts.row_count is distinct from table_counts.row_count
+),
+
+restated as (
     select {{ metering_partition_hour('previous_rows.hour_start') }} as partition_hour
     from previous_rows
     left join batches
@@ -88,11 +106,9 @@ restated_rows as (
 ),
 
 changed as (
-    select partition_hour from new_rows
+    select partition_hour from recounted
     union all
-    select partition_hour from gone_rows
-    union all
-    select partition_hour from restated_rows
+    select partition_hour from restated
 )
 
 {% endif %}
