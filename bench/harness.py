@@ -141,11 +141,18 @@ class Steps:
         return result
 
 
-def _toml(path: Path, world: World, warehouse_url: str, state: Path) -> Path:
+def _toml(path: Path, world: World, warehouse_url: str, state: Path,
+          duckdb_settings: dict[str, str] | None = None) -> Path:
+    """The config of one bench warehouse. Under a memory budget, a DuckDB warehouse gets it as
+    the product's own settings ([warehouse] duckdb_memory_limit, duckdb_temp_directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    limits = ""
+    if duckdb_settings and warehouse_url.startswith("duckdb:"):
+        limits = (f'duckdb_memory_limit = "{duckdb_settings["memory_limit"]}"\n'
+                  f'duckdb_temp_directory = "{duckdb_settings["temp_directory"]}"\n')
     path.write_text(
         "# written by bench/harness.py\n"
-        f'[warehouse]\nurl = "{warehouse_url}"\n\n'
+        f'[warehouse]\nurl = "{warehouse_url}"\n{limits}\n'
         f'[sources]\nmetering_path = "{world.usage_glob}"\nmetering_format = "parquet"\n'
         f'billing_url = "duckdb:///{world.billing_path}"\n'
         f'stripe_fixture = "{world.stripe_empty_dir}"\n\n'
@@ -370,12 +377,39 @@ def _pg_version(admin_url: str) -> str | None:
     return None
 
 
+class _Skip(Exception):
+    """A part of the run left out (--nightly-only)."""
+
+
+def _fixed_overhead(steps: Steps, work: Path, until: str,
+                    duckdb_settings: dict[str, str] | None) -> None:
+    """dbt's fixed overhead: `dbt build --full-refresh` over a one-account, one-night world."""
+    tiny = make_world(work / "tiny_world", TINY_ROWS)
+    t_dir = work / "T"
+    t_cfg = str(_toml(t_dir / "meterline.toml", tiny,
+                      f"duckdb:///{t_dir / 'warehouse.duckdb'}", t_dir / "state",
+                      duckdb_settings))
+    with contextlib.suppress(StepFailed):
+        steps.run("T_stripe_history", "stripe_history",
+                  {"config": t_cfg, "stripe_dir": str(tiny.stripe_dir), "until": until},
+                  "set-up: Stripe history", setup=True)
+        steps.run("T_ingest", "ingest", {"config": t_cfg, "days": _nights(tiny, 0, TINY_NIGHTS)},
+                  "set-up: ingest", setup=True)
+        steps.run("T_dbt_parse", "dbt_parse", {"config": t_cfg}, "set-up: dbt parse (cold)",
+                  setup=True)
+        steps.run("dbt_fixed_overhead", "dbt_build", {"config": t_cfg, "full_refresh": True},
+                  f"dbt build over 1 account, {TINY_NIGHTS} night(s)")
+
+
 def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool = True, *,
               work_dir: Path | None = None, keep: bool = False,
               pg_admin_url: str | None = None, memory_budget_bytes: int | None = None,
-              progress: Progress = _stderr) -> dict[str, Any]:
+              nightly_only: bool = False, progress: Progress = _stderr) -> dict[str, Any]:
     """Run the bench at `size` (smoke, 1m, 30m, 300m); write `<out_dir>/<size>-<ts>.json`
-    (and `.md` unless `json_only`) and return the results."""
+    (and `.md` unless `json_only`) and return the results. `nightly_only`: the floor and
+    warehouse B (the whole nightly, then the incremental night) only — what a deployment runs;
+    no stage alone, no pandas or SQL rating, no fixed overhead, no PostgreSQL (a 300M run in
+    the time it takes B alone)."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r} (known: {', '.join(SIZES)})")
     out_dir = Path(out_dir)
@@ -400,7 +434,7 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
     started = time.perf_counter()
     result: dict[str, Any] = {"size": size, "target_rows": SIZES[size], "machine": machine(),
                               "started_at": stamp, "git": _git(),
-                              "duckdb_settings": duckdb_settings}
+                              "duckdb_settings": duckdb_settings, "nightly_only": nightly_only}
     try:
         progress(f"bench: generating the {size} world in {work} ...")
         t = time.perf_counter()
@@ -422,10 +456,19 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
 
         # warehouse A: every stage on its own, over every night
         a_dir = work / "A"
-        a_cfg = str(_toml(a_dir / "meterline.toml", world,
-                          f"duckdb:///{a_dir / 'warehouse.duckdb'}", a_dir / "state"))
+        snap_a = None
         billable_a = work / "billable_a.parquet"
+        if nightly_only:
+            for key in ("ingest", "rating_models", "dbt_build", "reconcile", "checks_gx",
+                        "checks_sql", "exports", "pandas_rating", "sql_rating",
+                        "dbt_fixed_overhead", "postgres_nightly"):
+                skipped[key] = "not run (--nightly-only)"
+        a_cfg = str(_toml(a_dir / "meterline.toml", world,
+                          f"duckdb:///{a_dir / 'warehouse.duckdb'}", a_dir / "state",
+                          duckdb_settings))
         try:
+            if nightly_only:
+                raise _Skip
             steps.run("A_stripe_history", "stripe_history",
                       {"config": a_cfg, "stripe_dir": str(world.stripe_dir), "until": until},
                       "set-up: Stripe history", setup=True)
@@ -452,13 +495,17 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
                                "not measured: mart digests", setup=True)
             steps.run("exports", "exports", {"config": a_cfg, "period": PERIOD},
                       f"exports: close {PERIOD}")
+        except _Skip:
+            pass
         except StepFailed as exc:
             snap_a = None
             notes.append(f"warehouse A stopped at {exc.key}: {exc.message}")
 
         # the same rating elsewhere
         rating_args = {"glob": glob, "billing": str(world.billing_path), "as_of": as_of}
-        if size in PANDAS_SIZES:
+        if nightly_only:
+            pass
+        elif size in PANDAS_SIZES:
             with contextlib.suppress(StepFailed):
                 pandas_out = work / "pandas_rating.parquet"
                 steps.run("pandas_rating", "pandas_rating", {**rating_args, "out": str(pandas_out)},
@@ -470,20 +517,24 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
         else:
             skipped["pandas_rating"] = (f"not run at {size}: the straightforward pandas rating "
                                         "holds every usage row in memory (tens of GiB)")
-        with contextlib.suppress(StepFailed):
+        with contextlib.suppress(StepFailed, _Skip):
+            if nightly_only:
+                raise _Skip
             sql_out = work / "sql_rating.parquet"
             steps.run("sql_rating", "sql_rating", {**rating_args, "out": str(sql_out)},
                       "the same rating as one DuckDB query")
             if snap_a is not None:
                 checks["sql_rating_equals_meterline"] = _compare_rating(billable_a, sql_out)
-        disk["warehouse_a"] = _disk_mb(a_dir)
+        if a_dir.exists():
+            disk["warehouse_a"] = _disk_mb(a_dir)
         if not keep:
             shutil.rmtree(a_dir, ignore_errors=True)
 
         # warehouse B: the whole nightly, then the incremental night
         b_dir = work / "B"
         b_cfg = str(_toml(b_dir / "meterline.toml", world,
-                          f"duckdb:///{b_dir / 'warehouse.duckdb'}", b_dir / "state"))
+                          f"duckdb:///{b_dir / 'warehouse.duckdb'}", b_dir / "state",
+                          duckdb_settings))
         try:
             steps.run("B_stripe_history", "stripe_history",
                       {"config": b_cfg, "stripe_dir": str(world.stripe_dir), "until": until},
@@ -510,23 +561,15 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
             shutil.rmtree(b_dir, ignore_errors=True)
 
         # dbt's fixed overhead: a one-account, one-night world
-        tiny = make_world(work / "tiny_world", TINY_ROWS)
-        t_dir = work / "T"
-        t_cfg = str(_toml(t_dir / "meterline.toml", tiny,
-                          f"duckdb:///{t_dir / 'warehouse.duckdb'}", t_dir / "state"))
-        with contextlib.suppress(StepFailed):
-            steps.run("T_stripe_history", "stripe_history",
-                      {"config": t_cfg, "stripe_dir": str(tiny.stripe_dir), "until": until},
-                      "set-up: Stripe history", setup=True)
-            steps.run("T_ingest", "ingest", {"config": t_cfg, "days": _nights(tiny, 0, TINY_NIGHTS)},
-                      "set-up: ingest", setup=True)
-            steps.run("T_dbt_parse", "dbt_parse", {"config": t_cfg}, "set-up: dbt parse (cold)",
-                      setup=True)
-            steps.run("dbt_fixed_overhead", "dbt_build", {"config": t_cfg, "full_refresh": True},
-                      f"dbt build over 1 account, {TINY_NIGHTS} night(s)")
+        if nightly_only:
+            pass
+        else:
+            _fixed_overhead(steps, work, until, duckdb_settings)
 
         # PostgreSQL
-        if postgres and size in POSTGRES_SIZES:
+        if nightly_only:
+            pass
+        elif postgres and size in POSTGRES_SIZES:
             result["machine"]["postgres"] = _pg_version(pg_admin_url)
             try:
                 with _postgres_database(pg_admin_url) as pg_url:
@@ -701,12 +744,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--memory-budget-gib", type=float, default=None,
                     help="300m: the memory budget (default 4)")
+    ap.add_argument("--nightly-only", action="store_true",
+                    help="the floor and the whole nightly + incremental night only (warehouse B)")
     args = ap.parse_args(argv)
     results = []
     for size in args.size or ["1m"]:
         budget = int(args.memory_budget_gib * GIB) if args.memory_budget_gib else None
         r = run_bench(size, args.out, json_only=args.json, postgres=not args.no_postgres,
-                      work_dir=args.work, keep=args.keep, memory_budget_bytes=budget)
+                      work_dir=args.work, keep=args.keep, memory_budget_bytes=budget,
+                      nightly_only=args.nightly_only)
         results.append(r)
         print(json.dumps(r, indent=2, default=str) if args.json else markdown(r), flush=True)
     return results

@@ -9,9 +9,11 @@ own peak RSS: the kernel's high-water mark VmHWM, reset between phases through
 harness adds the wall time. (wait4's ru_maxrss is not used for the peak: a child forked from
 the harness starts with the harness's own high-water mark, which exec carries over.)
 
-With `duckdb_settings` in ARGS (the 300M size: `memory_limit`, `temp_directory`), every DuckDB
-database this process opens — meterline's warehouse connections, dbt-duckdb's and the readers'
-— is opened with those settings, by wrapping `duckdb.connect` in this process only.
+With `duckdb_settings` in ARGS (the 300M size: `memory_limit`, `temp_directory`), the
+warehouses get them through their config (`[warehouse] duckdb_memory_limit`,
+`duckdb_temp_directory`: meterline's connections and dbt's apply them), and every other DuckDB
+database this process opens — the floor, the ratings, the source readers — is opened with them
+by wrapping `duckdb.connect` in this process only.
 """
 
 from __future__ import annotations
@@ -88,12 +90,19 @@ class Phases:
 
 
 def _limit_duckdb(settings: dict[str, str]) -> None:
+    """The bench's own DuckDB databases (the floor, the SQL and pandas ratings, the source
+    readers) open under the budget too. A warehouse (`warehouse.duckdb`) does not go through
+    this: meterline sets the budget on it itself, from the config's [warehouse]
+    duckdb_memory_limit (and dbt's on-run-start hook on dbt's connection)."""
     import duckdb
 
     real = duckdb.connect
 
     def connect(database: Any = ":memory:", read_only: bool = False, config: Any = None,
                 **kwargs: Any) -> Any:
+        if str(database).endswith("warehouse.duckdb"):
+            return real(database, read_only=read_only, **({"config": config} if config else {}),
+                        **kwargs)
         return real(database, read_only=read_only, config={**(config or {}), **settings},
                     **kwargs)
 

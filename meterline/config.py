@@ -40,6 +40,12 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
         "dbt_url": (str, ""),
         "ledger_url": (str, ""),
         "reporting_url": (str, ""),
+        # DuckDB only: the warehouse's memory limit ("3GiB", "512MB"; empty = DuckDB's default,
+        # 80 % of the machine's memory) and where it spills when a query needs more (empty =
+        # DuckDB's default, `<warehouse file>.tmp`). Set on every warehouse connection and by
+        # dbt's on-run-start hook (macros/file_access.sql), before the file-access limit.
+        "duckdb_memory_limit": (str, ""),
+        "duckdb_temp_directory": (str, ""),
     },
     "sources": {
         "metering_url": (str, "duckdb:///sources/metering.duckdb"),
@@ -112,6 +118,11 @@ IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # (macros/reconciliation.sql) and a Great Expectations row condition.
 CATEGORY_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
 JINJA_RE = re.compile(r"\{[{%#]")
+# [warehouse] duckdb_memory_limit: a size DuckDB's memory_limit accepts, in a form checked here
+MEMORY_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
+MEMORY_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+                "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+MIN_DUCKDB_MEMORY = 64 * 1024**2  # below this dbt's build cannot pin its buffers
 
 # secrets: only from the environment, as METERLINE_<SECTION>_<KEY>
 SECRET_KEYS = {("sources", "stripe_api_key"), ("alerts", "slack_webhook_url"), ("alerts", "smtp_password"),
@@ -152,6 +163,9 @@ class WarehouseTarget:
     # database (meterline.warehouse.limit_duckdb_files): the state dir and the configured file
     # sources. Config.warehouse fills it; a target made otherwise gets none and is not limited.
     file_dirs: tuple[str, ...] = ()
+    # DuckDB only: settings applied to every connection before the file limit (memory_limit,
+    # temp_directory; Config.duckdb_settings)
+    duckdb_settings: tuple[tuple[str, str], ...] = ()
 
     def redacted(self) -> str:
         if self.kind == "duckdb":
@@ -229,7 +243,19 @@ class Config:
         target = parse_db_url(self.get("warehouse", "url"), self.base_dir, "warehouse.url")
         if target.kind != "duckdb":
             return target
-        return dataclasses.replace(target, file_dirs=tuple(sorted(self.duckdb_file_dirs())))
+        return dataclasses.replace(target, file_dirs=tuple(sorted(self.duckdb_file_dirs())),
+                                   duckdb_settings=self.duckdb_settings())
+
+    def duckdb_settings(self) -> tuple[tuple[str, str], ...]:
+        """The DuckDB settings of the warehouse ([warehouse] duckdb_memory_limit and
+        duckdb_temp_directory), as (name, value) pairs for `SET name = 'value'`."""
+        out: list[tuple[str, str]] = []
+        limit = self.get("warehouse", "duckdb_memory_limit").strip()
+        if limit:
+            out.append(("memory_limit", limit))
+        if self.get("warehouse", "duckdb_temp_directory"):
+            out.append(("temp_directory", str(self.path("warehouse", "duckdb_temp_directory"))))
+        return tuple(out)
 
     def warehouse_for(self, stage: str) -> WarehouseTarget:
         """The warehouse as `stage` logs in to it (STAGES): `[warehouse] <stage>_url` when set
@@ -489,6 +515,16 @@ def load_config(explicit: str | Path | None = None, env: dict[str, str] | None =
         if JINJA_RE.search(values["warehouse"][f"{stage}_url"]):
             raise ConfigError(f"[warehouse] {stage}_url must not contain '{{{{', '{{%' or '{{#' "
                               "(dbt would run it as a template)")
+    limit = values["warehouse"]["duckdb_memory_limit"]
+    if limit.strip():
+        match = MEMORY_RE.fullmatch(limit)
+        if not match:
+            raise ConfigError(f"[warehouse] duckdb_memory_limit must be a size such as \"3GiB\" or "
+                              f"\"512MB\" (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), got {limit!r}")
+        size = Decimal(match.group(1)) * MEMORY_UNITS[match.group(2).lower()]
+        if size < MIN_DUCKDB_MEMORY:
+            raise ConfigError(f"[warehouse] duckdb_memory_limit {limit!r} is below the smallest "
+                              f"that works, 64MiB")
     cfg = Config(values=values, base_dir=base_dir, file=file, secrets=secrets)
     main = cfg.warehouse  # validate the URLs early, with a clear message
     for stage in STAGES:

@@ -67,6 +67,8 @@ def run_dbt(cfg: Config, command: str = "build", extra: list[str] | None = None,
     all_vars = {**cfg.dbt_vars(), **(vars_ or {})}
     if target.kind == "duckdb":  # the on-run-start hook limit_file_access() applies them
         all_vars["duckdb_allowed_directories"] = list(target.file_dirs)
+        if target.duckdb_settings:  # the hook apply_duckdb_settings() sets them first
+            all_vars["duckdb_settings"] = dict(target.duckdb_settings)
     args = [
         command,
         "--project-dir", str(DBT_PROJECT_DIR),

@@ -477,6 +477,22 @@ def limit_duckdb_files(raw: Any, allowed: Sequence[str | Path]) -> None:
     raw.execute("SET enable_external_access = false")
 
 
+def apply_duckdb_settings(raw: Any, settings: Sequence[tuple[str, str]]) -> None:
+    """`SET` the warehouse's DuckDB settings ([warehouse] duckdb_memory_limit, temp_directory)
+    on a connection, before limit_duckdb_files: both are the database instance's, and DuckDB
+    refuses to change temp_directory once external access is off. When another connection in
+    this process has already limited the instance, it set them: temp_directory stays."""
+    if not settings:
+        return
+    limited = not raw.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0]
+    for name, value in settings:
+        if name not in ("memory_limit", "temp_directory"):
+            raise ValueError(f"unknown DuckDB setting {name!r}")
+        if limited and name == "temp_directory":
+            continue
+        raw.execute(f"SET {name} = '" + value.replace("'", "''") + "'")
+
+
 def open_connection(
     target: WarehouseTarget, read_only: bool = False, what: str = "warehouse"
 ) -> Connection:
@@ -490,6 +506,7 @@ def open_connection(
             target.path.parent.mkdir(parents=True, exist_ok=True)
             raw = duckdb.connect(str(target.path), read_only=read_only)
             raw.execute("SET TimeZone = 'UTC'")  # zoned source times (direct file loads) as UTC
+            apply_duckdb_settings(raw, target.duckdb_settings)
             if target.file_dirs:  # a target from the configuration (Config.warehouse)
                 limit_duckdb_files(raw, target.file_dirs)
         except duckdb.IOException as exc:

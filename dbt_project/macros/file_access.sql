@@ -33,3 +33,27 @@
     {%- set rows = run_query("select count(*) from read_csv('" ~ path | replace("'", "''") ~ "')") -%}
     {{ log("probe_file_access: read " ~ rows.columns[0].values()[0] ~ " row(s) of " ~ path, info=true) }}
 {% endmacro %}
+
+
+{#
+    [warehouse] duckdb_memory_limit / duckdb_temp_directory (meterline passes them as the var
+    duckdb_settings). Both are the database instance's: set before limit_file_access(), which
+    freezes temp_directory. When the instance is already limited (meterline opened the same
+    file in this process and set them), temp_directory is left as it is; memory_limit is set
+    again either way.
+#}
+{% macro apply_duckdb_settings() %}
+    {%- set settings = var('duckdb_settings', none) -%}
+    {%- if execute and target.type == 'duckdb' and settings -%}
+        {%- set open = run_query("select current_setting('enable_external_access')").columns[0].values()[0] -%}
+        {%- for name in settings | sort -%}
+            {%- if name not in ('memory_limit', 'temp_directory') -%}
+                {{ exceptions.raise_compiler_error("duckdb_settings: unknown setting " ~ name) }}
+            {%- endif -%}
+            {%- if open or name != 'temp_directory' -%}
+                {%- do run_query('set ' ~ name ~ " = '" ~ settings[name] | replace("'", "''") ~ "'") -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    select 1 as duckdb_settings_applied
+{%- endmacro %}
