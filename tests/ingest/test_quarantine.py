@@ -360,6 +360,8 @@ def test_malformed_rows_through_the_build_keep_the_invariants(tmp_path: Path) ->
 GAPS = [
     (HOUR, "acct_0001", "proj_no_written", "error", "accepted", 31, None),
     (None, "acct_0001", "proj_no_times", "error", "accepted", 41, None),
+    (None, "acct_0001", "proj_no_times_twice", "error", "accepted", 43, None),
+    (None, "acct_0001", "proj_no_times_twice", "error", "accepted", 43, None),
     (HOUR, "acct_ghost", "proj_restated", "error", "accepted", 17, WRITTEN),
     (HOUR, "acct_ghost", "proj_restated", "error", "accepted", 20, WRITTEN + dt.timedelta(hours=1)),
 ]
@@ -388,16 +390,64 @@ def test_a_row_without_updated_at_is_quarantined_once_and_conserved(gaps_world: 
     assert [v for v in fig.violations if v[1] == ("acct_0001", "error", PLANTED_PERIOD)] == []
 
 
+def _no_time_rows(conn: Connection) -> list[tuple[str, str]]:
+    """(project, batch id) of each listed quarantined metering row that has no time at all."""
+    rows = conn.fetch_dicts("SELECT row_json, _batch_id FROM marts.fct_quarantine "
+                            "WHERE source = 'metering' AND row_json IS NOT NULL")
+    return sorted((j["project_id"], r["_batch_id"]) for r in rows
+                  for j in [json.loads(r["row_json"])]
+                  if j.get("hour_start") is None and j.get("updated_at") is None)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a row with neither an hour nor an update time belongs to no night: every night pulls it and "
-    "fct_quarantine lists it once per batch (2 rows over 2 nights); its units are in no period, "
-    "so conservation holds, but the list repeats it"))
 def test_a_row_without_any_time_is_listed_once(gaps_world: tuple[Config, Path]) -> None:
+    """A row with neither an hour nor an update time belongs to no night, so both nights pull it;
+    fct_quarantine lists it once, from the first night's batch. Two identical such rows are two
+    rows, listed twice."""
     cfg, _ = gaps_world
     with connect(cfg.warehouse) as conn:  # dbt, in this process, holds a writer
         by_project = _quarantined_by_project(conn)
+        pulled = conn.fetchall("SELECT count(*) FROM raw.quarantine WHERE row_json LIKE '%proj_no_times\"%'")
+        listed = _no_time_rows(conn)
+    assert pulled == [(2,)]  # each night read it: the batch ledger's count is the batch's own
     assert by_project["proj_no_times"] == ["unparsable_timestamp"]
+    assert by_project["proj_no_times_twice"] == ["unparsable_timestamp", "unparsable_timestamp"]
+    first_night = f"metering_{WORLD_NIGHTS[0]:%Y%m%d}T0000_"
+    assert [p for p, b in listed if b.startswith(first_night)] == [
+        "proj_no_times", "proj_no_times_twice", "proj_no_times_twice"]
+    assert len(listed) == 3
+
+
+@pytest.mark.slow
+def test_a_row_without_any_time_is_listed_once_after_a_reload(tmp_path: Path) -> None:
+    """The first night is reloaded (its source changed: its batch leaves raw, a new one comes):
+    the row with no time is still listed once, from the reloaded first night."""
+    from meterline import dbt
+    from meterline.runner import ingest_days
+
+    no_times = [row for row in GAPS if row[2] == "proj_no_times"]
+    cfg, source = _built_world(tmp_path, no_times, [], [],
+                               select=["+fct_quarantine", "--resource-type", "model",
+                                       "--resource-type", "seed"])
+    with connect(cfg.warehouse) as conn:
+        before = _no_time_rows(conn)
+    import duckdb
+
+    con = duckdb.connect(str(source))
+    try:
+        con.execute("INSERT INTO usage_hourly VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [HOUR, "acct_0001", "proj_late_add", "error", "accepted", 3, WRITTEN])
+    finally:
+        con.close()
+    actions = ingest_days(cfg, WORLD_NIGHTS[:1], progress=lambda _: None)
+    assert any(a["source"] == "metering" and a["action"] != "skipped" for a in actions), actions
+    dbt.build(cfg, extra=["--select", "+fct_quarantine", "--resource-type", "model",
+                          "--resource-type", "seed"])
+    with connect(cfg.warehouse) as conn:
+        after = _no_time_rows(conn)
+    assert len(before) == 1 and len(after) == 1, (before, after)
+    assert before[0][1] != after[0][1]  # the first night's new batch
+    assert after[0][1].startswith(f"metering_{WORLD_NIGHTS[0]:%Y%m%d}T0000_")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ validated as (
     where not is_valid
 ),
 
-at_ingest as (
+copies as (
     select
         *,
         row_number() over (
@@ -18,6 +18,27 @@ at_ingest as (
             order by _extracted_at
         ) as copy_number
     from {{ ref('stg_ledger__quarantined_rows') }}
+),
+
+-- A row whose times are both missing or unreadable belongs to no night, so every night pulls it
+-- again (ingest/sql_sources.py _night_versions): each copy is listed once, from the earliest
+-- night's batch that carried it (a batch id starts with its source and night). Any other
+-- quarantined row is pulled by one night only, and a reloaded night's batch leaves raw, so for
+-- them this keeps every row.
+first_batches as (
+    select
+        *,
+        first_value(_batch_id) over (
+            partition by raw_table, reason, row_json, copy_number
+            order by _batch_id
+            rows between unbounded preceding and unbounded following
+        ) as first_batch_id
+    from copies
+),
+
+at_ingest as (
+    select * from first_batches
+    where reason <> 'unparsable_timestamp' or _batch_id = first_batch_id
 ),
 
 in_dbt as (
