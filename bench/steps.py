@@ -390,8 +390,11 @@ def snapshot(args: dict[str, Any]) -> dict[str, Any]:
 
     cfg = _config(args)
     digests: dict[str, list[Any]] = {}
+    memory_limit = None
     with connect(cfg.warehouse, read_only=True) as conn:
         if conn.kind == "duckdb":
+            # the limit meterline's connection runs under ([warehouse] duckdb_memory_limit)
+            memory_limit = conn.fetchone("SELECT current_setting('memory_limit')")[0]
             tables = [r[0] for r in conn.fetchall(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
                 "ORDER BY 1")]
@@ -418,7 +421,7 @@ def snapshot(args: dict[str, Any]) -> dict[str, Any]:
     pq.write_table(pa.Table.from_pylist(
         [{**r, "metered_quantity": int(r["metered_quantity"]),
           "amount_minor": int(r["amount_minor"])} for r in rows], schema), args["billable_out"])
-    return {"digests": digests,
+    return {"digests": digests, "duckdb_memory_limit": memory_limit,
             "usage_lines": {r["currency"]: {"amount_minor": int(r["amount_minor"]),
                                             "lines": int(r["lines"])} for r in lines}}
 
