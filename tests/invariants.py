@@ -28,6 +28,7 @@ asserts; each case prints the figures it checked.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -41,6 +42,28 @@ from meterline.warehouse import Connection
 # some (DECISIONLOG "The row-level metering model is incremental by hour"). Checks that a rerun
 # changes no table leave it out; test_reruns checks that the rerun's list is empty.
 BUILD_WORK_TABLES = frozenset({"intermediate.int_metering_usage_changed_hours"})
+
+
+def warehouse_digest(duckdb_file: Path) -> dict[str, tuple[int, str]]:
+    """Every table and view of a DuckDB warehouse (the ledger's included; dbt's work list,
+    BUILD_WORK_TABLES, left out): its row count and a hash of its rows, order-independent. For
+    the checks that a rerun changes nothing. Opened read-only: no writer may hold the file."""
+    import duckdb
+
+    con = duckdb.connect(str(duckdb_file), read_only=True)
+    try:
+        out = {}
+        for schema, name in con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_catalog = current_database() ORDER BY 1, 2").fetchall():
+            if f"{schema}.{name}" in BUILD_WORK_TABLES:
+                continue
+            rows = con.execute(f'SELECT * FROM "{schema}"."{name}"').fetchall()
+            body = "\n".join(sorted(repr(r) for r in rows)).encode()
+            out[f"{schema}.{name}"] = (len(rows), hashlib.sha256(body).hexdigest())
+        return out
+    finally:
+        con.close()
 
 Key = tuple[str, str, str]  # account_id, category, period
 

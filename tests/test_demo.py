@@ -13,26 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_ACCOUNTS, ROOT, run_cli
-from invariants import BUILD_WORK_TABLES, check_all
+from invariants import check_all, warehouse_digest
 
 from meterline.config import load_config
 from meterline.warehouse import connect
-
-SCHEMAS = ("raw", "ledger", "staging", "intermediate", "marts", "seeds")
-
-
-def snapshot(directory: Path) -> dict[str, str]:
-    """A content digest of every warehouse table and view, independent of row order."""
-    cfg = load_config(directory / "meterline.toml")
-    out = {}
-    with connect(cfg.warehouse) as conn:
-        for schema, table in conn.tables(SCHEMAS):
-            if f"{schema}.{table}" in BUILD_WORK_TABLES:
-                continue
-            rows = conn.fetchall(f'SELECT * FROM "{schema}"."{table}"')
-            digest = hashlib.sha256("\n".join(sorted(repr(r) for r in rows)).encode()).hexdigest()
-            out[f"{schema}.{table}"] = f"{len(rows)}:{digest}"
-    return out
 
 
 def file_digests(folder: Path) -> dict[str, str]:
@@ -125,7 +109,7 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
         check_golden_exports(export_dir)
 
     # a rerun of the last night leaves every warehouse table identical
-    before = snapshot(directory)
+    before = warehouse_digest(load_config(directory / "meterline.toml").warehouse.path)
     exports_before = file_digests(export_dir)
     res = run_cli("run", "--date", "2026-11-03", "--json", cwd=directory, env=env)
     printed.append(res.stdout + res.stderr)
@@ -133,7 +117,7 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     run = json.loads(res.stdout)
     assert run["batches"] == {"skipped_identical": 3}
     assert run["reconciliation"]["drift_flagged"] == s["drift_flagged"]
-    assert snapshot(directory) == before
+    assert warehouse_digest(load_config(directory / "meterline.toml").warehouse.path) == before
 
     # closing a closed period again writes nothing
     res = run_cli("close", "--period", "2026-10", "--json", cwd=directory, env=env)
@@ -141,7 +125,7 @@ def check_demo(directory: Path, accounts: int, env: dict[str, str] | None = None
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout)["action"] == "already_closed"
     assert file_digests(export_dir) == exports_before
-    assert snapshot(directory) == before
+    assert warehouse_digest(load_config(directory / "meterline.toml").warehouse.path) == before
 
     # issue 10's invariants on a world with planted faults (duplicates, a negative quantity, an
     # unknown account, late data): every metered unit accounted for, invoices = their lines,

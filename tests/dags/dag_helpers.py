@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -76,28 +75,6 @@ def dags_test(env: dict[str, str], dag_id: str, logical_date: str, cwd: Path,
                          capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
     return res
-
-
-def digest_tables(duckdb_file: Path) -> dict[str, tuple[int, str]]:
-    """Every table and view of the warehouse (but dbt's work list, BUILD_WORK_TABLES): its row
-    count and a hash of its sorted rows."""
-    import duckdb
-    from invariants import BUILD_WORK_TABLES
-
-    con = duckdb.connect(str(duckdb_file), read_only=True)
-    try:
-        out = {}
-        for schema, name in con.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables "
-                "WHERE table_catalog = current_database() ORDER BY 1, 2").fetchall():
-            if f"{schema}.{name}" in BUILD_WORK_TABLES:
-                continue
-            rows = con.execute(f'SELECT * FROM "{schema}"."{name}"').fetchall()
-            body = "\n".join(sorted(repr(r) for r in rows)).encode()
-            out[f"{schema}.{name}"] = (len(rows), hashlib.sha256(body).hexdigest())
-        return out
-    finally:
-        con.close()
 
 
 def files_containing(root: Path, needles: list[str]) -> list[str]:

@@ -16,11 +16,11 @@ from dag_helpers import (
     airflow_env,
     airflow_home,
     dags_test,
-    digest_tables,
     files_containing,
     make_world,
     webhook,
 )
+from invariants import warehouse_digest
 
 
 @pytest.fixture
@@ -64,11 +64,11 @@ def test_nightly_dag_end_to_end_and_a_rerun_is_identical(tmp_path: Path, hook: t
     assert sorted(p.name for p in flash.glob("daily-flash-2026-10-01.*")) == [
         "daily-flash-2026-10-01.html", "daily-flash-2026-10-01.pdf"], sorted(p.name for p in flash.iterdir())
     assert figures["key"] == "2026-10-01" and figures["figures"], figures
-    before = digest_tables(warehouse)
+    before = warehouse_digest(warehouse)
 
     second = dags_test(env, "meterline_nightly", "2026-10-02", cwd=tmp_path)
     assert second.stdout.count("'action': 'skipped_identical'") + second.stderr.count("'action': 'skipped_identical'") >= 3
-    after = digest_tables(warehouse)
+    after = warehouse_digest(warehouse)
     changed = sorted(t for t in before.keys() | after.keys() if before.get(t) != after.get(t))
     assert changed == [], f"a rerun of the same date changed {changed}"
 

@@ -12,32 +12,13 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import copy_world, demo_env, run_cli
-from invariants import BUILD_WORK_TABLES, check_all, stripe_one_to_one, usage_conservation
+from invariants import check_all, stripe_one_to_one, usage_conservation, warehouse_digest
 
 from meterline.config import load_config
 from meterline.stripe_api import make_client
 from meterline.warehouse import connect
 
 KEY = "sk_test_reliability_reruns"
-SCHEMAS = ("raw", "ledger", "staging", "intermediate", "marts", "seeds")
-
-
-def warehouse_digest(world: Path) -> dict[str, str]:
-    """Every table's rows (the ledger's included), order-independent."""
-    con = duckdb.connect(str(world / ".meterline" / "warehouse.duckdb"), read_only=True)
-    try:
-        out = {}
-        for schema, table in con.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN "
-                f"({', '.join(repr(s) for s in SCHEMAS)}) ORDER BY 1, 2").fetchall():
-            if f"{schema}.{table}" in BUILD_WORK_TABLES:
-                continue
-            rows = con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
-            out[f"{schema}.{table}"] = hashlib.sha256(
-                "\n".join(sorted(repr(r) for r in rows)).encode()).hexdigest()
-        return out
-    finally:
-        con.close()
 
 
 def export_hashes(world: Path) -> dict[str, str]:
@@ -66,7 +47,7 @@ def test_three_runs_of_a_night_and_a_backfill_change_nothing(demo_world: Path, t
         return {kind: len(list(getattr(stripe.v1, kind).list(params={"limit": 100}).auto_paging_iter()))
                 for kind in ("customers", "invoices", "invoice_items")}
 
-    before, exports_before, objects_before = warehouse_digest(world), export_hashes(world), stripe_objects()
+    before, exports_before, objects_before = warehouse_digest(world / ".meterline" / "warehouse.duckdb"), export_hashes(world), stripe_objects()
 
     # the demo ran 2026-11-03 once: once more on its own, and a third time at the end of a
     # backfill over finished dates (2026-10-29 .. 31 are in the closed October)
@@ -79,7 +60,7 @@ def test_three_runs_of_a_night_and_a_backfill_change_nothing(demo_world: Path, t
     assert set(backfill["batches"]) == {"skipped_identical"}, backfill["batches"]
     assert again["created"] == 0 and again["failed"] == 0, again
     assert closed_again["action"] == "already_closed"
-    after = warehouse_digest(world)
+    after = warehouse_digest(world / ".meterline" / "warehouse.duckdb")
     changed = sorted(t for t in before.keys() | after.keys() if before.get(t) != after.get(t))
     assert changed == [], f"three runs and a backfill changed {changed}"
     assert export_hashes(world) == exports_before
