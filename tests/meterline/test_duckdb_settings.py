@@ -29,10 +29,19 @@ def settings(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
         "SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
 
 
-@pytest.mark.parametrize("limit", ["3GiB", "512MB", "1.5 GiB", " 64mib ", "2TB"])
-def test_memory_limit_accepts_sizes(tmp_path: Path, limit: str) -> None:
+@pytest.mark.parametrize("limit, in_effect", [
+    ("3GiB", "3.0 GiB"), ("512MB", "488.2 MiB"), ("1.5 GiB", "1.5 GiB"), (" 64mib ", "64.0 MiB"),
+    ("2TB", "1.8 TiB"),
+])
+def test_memory_limit_accepts_sizes(tmp_path: Path, limit: str, in_effect: str) -> None:
+    """Every form the config accepts, DuckDB accepts too: the connection runs under it."""
     cfg = load_config(config(tmp_path, f'duckdb_memory_limit = "{limit}"\n'), env={})
     assert cfg.warehouse.duckdb_settings == (("memory_limit", limit.strip()),)
+    conn = open_connection(cfg.warehouse)
+    try:
+        assert settings(conn.raw)[0] == in_effect
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("limit, why", [
