@@ -99,6 +99,7 @@ class Steps:
         log_path = self.dir / f"{key}.log"
         args_path.write_text(json.dumps(args, indent=2, default=str), encoding="utf-8")
         result_path.unlink(missing_ok=True)
+        result_path.with_suffix(".failed.json").unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         self.progress(f"bench: {key} ({what}) ...")
@@ -116,12 +117,18 @@ class Steps:
         entry: dict[str, Any] = {"what": what, "step": step, "wall_s": round(wall, 3),
                                  "peak_rss_mb": upper_mb, "peak_rss_mb_source": "wait4"}
         if proc.returncode != 0 or not result_path.exists():
+            failed = result_path.with_suffix(".failed.json")
+            with contextlib.suppress(OSError, ValueError):
+                own = json.loads(failed.read_text(encoding="utf-8")).get("process_peak_rss_mb")
+                if own:
+                    entry.update(peak_rss_mb=own, peak_rss_mb_source="VmHWM")
             tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
             oom = (proc.returncode == -9 or "out of memory" in tail.lower()
                    or "MemoryError" in tail)
             entry.update(ok=False, exit_code=proc.returncode, oom=oom,
                          error=tail.strip().splitlines()[-1] if tail.strip() else "no output",
-                         log=str(log_path))
+                         log=str(log_path),  # deleted with the work folder unless --keep:
+                         log_tail=tail.strip().splitlines()[-40:])
             (self.setup if setup else self.measurements)[key] = entry
             self.progress(f"bench: {key} FAILED (exit {proc.returncode}): {entry['error']}")
             raise StepFailed(key, entry["error"], oom)

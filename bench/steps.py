@@ -510,7 +510,15 @@ def main(argv: list[str]) -> int:
         del os.environ[key]  # the bench's own config file only
     if args.get("duckdb_settings"):
         _limit_duckdb(args["duckdb_settings"])
-    result = STEPS[name](args)
+    try:
+        result = STEPS[name](args)
+    except BaseException:
+        # a failed step still reports how high it got (the harness's own figure, wait4's, is
+        # only an upper bound: a forked child starts from the harness's high-water mark)
+        _peak_mb()
+        Path(result_path).with_suffix(".failed.json").write_text(
+            json.dumps({"process_peak_rss_mb": _process_peak_mb or None}), encoding="utf-8")
+        raise
     result["work_s"] = result.get("phases", {}).get("work", {}).get("work_s")
     _peak_mb()
     result["process_peak_rss_mb"] = _process_peak_mb or None
