@@ -535,7 +535,7 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
                       "the same rating as one DuckDB query")
             if snap_a is not None:
                 checks["sql_rating_equals_meterline"] = _compare_rating(billable_a, sql_out)
-        if a_dir.exists():
+        if not nightly_only:
             disk["warehouse_a"] = _disk_mb(a_dir)
         if not keep:
             shutil.rmtree(a_dir, ignore_errors=True)
