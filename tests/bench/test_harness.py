@@ -69,24 +69,3 @@ def test_smoke_bench(tmp_path: Path) -> None:
     assert checks["gx_equals_sql"]["same"], checks["gx_equals_sql"]
     assert all(v == "passed" for v in checks["gx_equals_sql"]["gx"].values())
 
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_nightly_only_under_a_memory_budget(tmp_path: Path) -> None:
-    """The 300M set-up on a small world: --nightly-only measures the floor and warehouse B
-    only, and the memory budget reaches the warehouse through its config
-    ([warehouse] duckdb_memory_limit), where meterline's connection runs under it."""
-    out = run_bench("smoke", tmp_path / "results", postgres=False, work_dir=tmp_path,
-                    memory_budget_bytes=1024**3, nightly_only=True)
-    m = out["measurements"]
-    assert sorted(m) == ["floor_f0_sum", "floor_f1_group_by", "nightly_full",
-                         "nightly_incremental"], out["notes"]
-    assert all(e["ok"] for e in m.values()), m
-    assert {"ingest", "dbt_build", "pandas_rating", "dbt_fixed_overhead",
-            "postgres_nightly"} <= set(out["skipped"])
-    assert out["duckdb_settings"]["memory_limit"] == "768MiB"  # 3/4 of the budget
-    assert out["checks"]["warehouse_memory_limit"] == {"configured": "768MiB",
-                                                       "in_effect": "768.0 MiB"}
-    budget = {t["id"]: t for t in out["targets"]}["300m_under_4gib"]
-    assert budget["budget_mb"] == 1024 and budget["failed_steps"] == []
-    assert isinstance(budget["holds"], bool)
