@@ -387,10 +387,6 @@ def _pg_version(admin_url: str) -> str | None:
     return None
 
 
-class _Skip(Exception):
-    """A part of the run left out (--nightly-only)."""
-
-
 def _fixed_overhead(steps: Steps, work: Path, until: str,
                     duckdb_settings: dict[str, str] | None) -> None:
     """dbt's fixed overhead: `dbt build --full-refresh` over a one-account, one-night world."""
@@ -473,43 +469,40 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
                         "checks_sql", "exports", "pandas_rating", "sql_rating",
                         "dbt_fixed_overhead", "postgres_nightly"):
                 skipped[key] = "not run (--nightly-only)"
-        a_cfg = str(_toml(a_dir / "meterline.toml", world,
-                          f"duckdb:///{a_dir / 'warehouse.duckdb'}", a_dir / "state",
-                          duckdb_settings))
-        try:
-            if nightly_only:
-                raise _Skip
-            steps.run("A_stripe_history", "stripe_history",
-                      {"config": a_cfg, "stripe_dir": str(world.stripe_dir), "until": until},
-                      "set-up: Stripe history", setup=True)
-            steps.run("A_dbt_parse", "dbt_parse", {"config": a_cfg}, "set-up: dbt parse (cold)",
-                      setup=True)
-            steps.run("ingest", "ingest", {"config": a_cfg, "days": all_nights},
-                      f"ingest, {world.days} nights")
-            steps.run("rating_models", "rating_models", {"config": a_cfg},
-                      "dbt build of the rating models (+fct_billable_usage, no tests)")
-            steps.run("dbt_build", "dbt_build", {"config": a_cfg, "full_refresh": True},
-                      "dbt build from raw (--full-refresh), every model and test")
-            steps.run("reconcile", "reconcile", {"config": a_cfg},
-                      "reconciliation stage (GX checkpoint, history, Data Docs)")
-            gx = steps.run("checks_gx", "checks_gx", {"config": a_cfg}, "GX suites alone")
-            sql = steps.run("checks_sql", "checks_sql", {"config": a_cfg},
-                            "the same checks, hand-written SQL")
-            differ = sorted(k for k in set(gx["outcomes"]) | set(sql["outcomes"])
-                            if gx["outcomes"].get(k) != sql["outcomes"].get(k))
-            checks["gx_equals_sql"] = {"same": not differ, "differ": differ,
-                                       "gx": gx["outcomes"], "sql": sql["outcomes"]}
-            snap_a = steps.run("A_snapshot", "snapshot",
-                               {"config": a_cfg, "billable_out": str(billable_a),
-                                "exclude": DIGEST_EXCLUDED},
-                               "not measured: mart digests", setup=True)
-            steps.run("exports", "exports", {"config": a_cfg, "period": PERIOD},
-                      f"exports: close {PERIOD}")
-        except _Skip:
-            pass
-        except StepFailed as exc:
-            snap_a = None
-            notes.append(f"warehouse A stopped at {exc.key}: {exc.message}")
+        if not nightly_only:
+            a_cfg = str(_toml(a_dir / "meterline.toml", world,
+                              f"duckdb:///{a_dir / 'warehouse.duckdb'}", a_dir / "state",
+                              duckdb_settings))
+            try:
+                steps.run("A_stripe_history", "stripe_history",
+                          {"config": a_cfg, "stripe_dir": str(world.stripe_dir), "until": until},
+                          "set-up: Stripe history", setup=True)
+                steps.run("A_dbt_parse", "dbt_parse", {"config": a_cfg}, "set-up: dbt parse (cold)",
+                          setup=True)
+                steps.run("ingest", "ingest", {"config": a_cfg, "days": all_nights},
+                          f"ingest, {world.days} nights")
+                steps.run("rating_models", "rating_models", {"config": a_cfg},
+                          "dbt build of the rating models (+fct_billable_usage, no tests)")
+                steps.run("dbt_build", "dbt_build", {"config": a_cfg, "full_refresh": True},
+                          "dbt build from raw (--full-refresh), every model and test")
+                steps.run("reconcile", "reconcile", {"config": a_cfg},
+                          "reconciliation stage (GX checkpoint, history, Data Docs)")
+                gx = steps.run("checks_gx", "checks_gx", {"config": a_cfg}, "GX suites alone")
+                sql = steps.run("checks_sql", "checks_sql", {"config": a_cfg},
+                                "the same checks, hand-written SQL")
+                differ = sorted(k for k in set(gx["outcomes"]) | set(sql["outcomes"])
+                                if gx["outcomes"].get(k) != sql["outcomes"].get(k))
+                checks["gx_equals_sql"] = {"same": not differ, "differ": differ,
+                                           "gx": gx["outcomes"], "sql": sql["outcomes"]}
+                snap_a = steps.run("A_snapshot", "snapshot",
+                                   {"config": a_cfg, "billable_out": str(billable_a),
+                                    "exclude": DIGEST_EXCLUDED},
+                                   "not measured: mart digests", setup=True)
+                steps.run("exports", "exports", {"config": a_cfg, "period": PERIOD},
+                          f"exports: close {PERIOD}")
+            except StepFailed as exc:
+                snap_a = None
+                notes.append(f"warehouse A stopped at {exc.key}: {exc.message}")
 
         # the same rating elsewhere
         rating_args = {"glob": glob, "billing": str(world.billing_path), "as_of": as_of}
@@ -527,14 +520,13 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
         else:
             skipped["pandas_rating"] = (f"not run at {size}: the straightforward pandas rating "
                                         "holds every usage row in memory (tens of GiB)")
-        with contextlib.suppress(StepFailed, _Skip):
-            if nightly_only:
-                raise _Skip
-            sql_out = work / "sql_rating.parquet"
-            steps.run("sql_rating", "sql_rating", {**rating_args, "out": str(sql_out)},
-                      "the same rating as one DuckDB query")
-            if snap_a is not None:
-                checks["sql_rating_equals_meterline"] = _compare_rating(billable_a, sql_out)
+        if not nightly_only:
+            with contextlib.suppress(StepFailed):
+                sql_out = work / "sql_rating.parquet"
+                steps.run("sql_rating", "sql_rating", {**rating_args, "out": str(sql_out)},
+                          "the same rating as one DuckDB query")
+                if snap_a is not None:
+                    checks["sql_rating_equals_meterline"] = _compare_rating(billable_a, sql_out)
         if not nightly_only:
             disk["warehouse_a"] = _disk_mb(a_dir)
         if not keep:
@@ -575,9 +567,7 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
             shutil.rmtree(b_dir, ignore_errors=True)
 
         # dbt's fixed overhead: a one-account, one-night world
-        if nightly_only:
-            pass
-        else:
+        if not nightly_only:
             _fixed_overhead(steps, work, until, duckdb_settings)
 
         # PostgreSQL
