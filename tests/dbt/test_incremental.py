@@ -30,6 +30,9 @@ MODELS = ("int_metering_usage_validated", "int_metering_usage_current")
 M_0303 = w._stamp("m_0303b", "2024-03-04 00:30:00", "metering")
 M_0302_AGAIN = w._stamp("m_0302r", "2024-03-04 01:30:00", "metering")
 BILL_3 = w._stamp("bill_3", "2024-03-04 00:40:00", "billing")
+# the incremental builds rank int_metering_usage_validated's rows in build slices of about this
+# many raw rows (var metering_slice_rows); the full rebuilds they must equal, in one statement
+SLICE_ROWS = 4
 
 
 def ledger(batch: str, source: str, start: str, end: str) -> tuple:
@@ -93,7 +96,18 @@ class Engine:
         self.builds = 0
         self.vars: dict[str, Any] = {}
 
-    def build(self, *extra: str, project: Path = PROJECT_DIR, output: dict[str, Any] | None = None) -> None:
+    def build(self, *extra: str, project: Path = PROJECT_DIR, output: dict[str, Any] | None = None,
+              sliced: bool = True) -> None:
+        """A build; `sliced`: int_metering_usage_validated in build slices of a few rows (the
+        whole world is about SLICE_ROWS x 10), else in one statement (the default var)."""
+        res = self.invoke(*extra, project=project, output=output,
+                          vars_={**self.vars, "metering_slice_rows": SLICE_ROWS} if sliced else self.vars)
+        bad = [f"{r.node.unique_id}: {r.status} {r.message}" for r in (res.result or [])
+               if str(r.status) not in ("success", "pass")]
+        assert res.success and not bad, (res.exception, bad)
+
+    def invoke(self, *extra: str, project: Path = PROJECT_DIR, output: dict[str, Any] | None = None,
+               vars_: dict[str, Any] | None = None) -> Any:
         from dbt.cli.main import dbtRunner
 
         self.builds += 1
@@ -105,10 +119,8 @@ class Engine:
             "build", "--project-dir", str(project), "--profiles-dir", str(run / "profiles"),
             "--target-path", str(run / "target"), "--log-path", str(run / "logs"),
             "--no-use-colors", "--exclude-resource-type", "unit_test", "--indirect-selection",
-            "cautious", "--vars", json.dumps(self.vars), *SELECT, *extra])
-        bad = [f"{r.node.unique_id}: {r.status} {r.message}" for r in (res.result or [])
-               if str(r.status) not in ("success", "pass")]
-        assert res.success and not bad, (res.exception, bad)
+            "cautious", "--vars", json.dumps(self.vars if vars_ is None else vars_), *SELECT, *extra])
+        return res
 
     def rows(self, model: str, schema: str = "intermediate") -> list[str]:
         return sorted(repr(r) for r in self.sql(f'select * from "{schema}"."{model}"'))
@@ -116,14 +128,20 @@ class Engine:
     def changed_hours(self) -> int:
         return self.sql("select count(*) from intermediate.int_metering_usage_changed_hours")[0][0]
 
+    def build_slices(self) -> int:
+        return self.sql("select count(distinct build_slice) from intermediate.int_metering_usage_changed_hours")[0][0]
+
 
 def digest(rows: list[str]) -> str:
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
 def check_incremental_equals_full(engine: Engine, full: Callable[[], dict[str, list[str]]]) -> None:
-    engine.build()  # the first build: every hour
+    engine.build()  # the first build: every hour, in build slices
     assert engine.changed_hours() == len({r[0] for r in w.METERING_ROWS})
+    assert engine.build_slices() >= len(w.METERING_ROWS) // (2 * SLICE_ROWS)
+    same_as_full_first = {m: engine.rows(m) for m in MODELS}
+    assert same_as_full_first == full(), "a first build in slices differs from one in one statement"
     engine.build()  # nothing new: nothing rebuilt
     assert engine.changed_hours() == 0
     def same_as_full(what: str) -> None:
@@ -202,12 +220,17 @@ def test_incremental_equals_full_rebuild_duckdb(tmp_path: Path) -> None:
         copy = tmp_path / f"full{engine.builds}.duckdb"
         sql("CHECKPOINT")  # dbt-duckdb may keep the database open in this process
         shutil.copy(db, copy)
-        engine.build("--full-refresh", output={**output, "path": str(copy)})
+        engine.build("--full-refresh", output={**output, "path": str(copy)}, sliced=False)
         other = Engine(tmp_path, output, sql_on(copy))
         return {m: other.rows(m) for m in MODELS}
 
     check_incremental_equals_full(engine, full)
     fingerprint_change_rebuilds_everything(engine, tmp_path)
+    # a slice size that is not a whole number of rows of at least 1 stops the build, saying so
+    for wrong in (0, -5, 2.5, "many", True):
+        res = engine.invoke(vars_={**engine.vars, "metering_slice_rows": wrong})
+        said = " ".join(str(r.message) for r in (res.result or [])) + str(res.exception)
+        assert not res.success and "metering_slice_rows must be a whole number" in said, (wrong, said)
 
 
 @pytest.fixture
@@ -241,7 +264,7 @@ def test_incremental_equals_full_rebuild_postgres(pg_engine: tuple[Engine, str])
         # builds incrementally on a table equal to it
         for schema in ("intermediate", "staging", "seeds"):
             engine.sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        engine.build("--full-refresh")
+        engine.build("--full-refresh", sliced=False)
         return {m: engine.rows(m) for m in MODELS}
 
     check_incremental_equals_full(engine, full)

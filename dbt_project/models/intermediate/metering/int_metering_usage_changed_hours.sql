@@ -5,6 +5,10 @@
 -- interval would differ now (the billing accounts snapshot, the categories or the outcomes
 -- changed); every hour, when the code that shapes the rows changed or the table predates the
 -- fingerprint. On a first or --full-refresh build: every hour in raw.
+-- Each hour also carries its raw row count and the build slice it is rebuilt in: hours in
+-- order, a new slice each time var('metering_slice_rows') more raw rows have gone before, so
+-- a build of hundreds of millions of rows never ranks them all in one statement
+-- (macros/metering_incremental.sql).
 -- depends_on: {{ ref('stg_ledger__batches') }}
 -- depends_on: {{ ref('int_billing_accounts_snapshot') }}
 -- depends_on: {{ ref('categories') }}
@@ -27,7 +31,7 @@ usage_rows as (
 
     changed as (
         select partition_hour from usage_rows
-    )
+    ),
 
 {% elif '_code_version' not in previous_columns %}
 
@@ -37,7 +41,7 @@ usage_rows as (
         union all
         select {{ metering_partition_hour('hour_start') }} as partition_hour
         from {{ previous }}
-    )
+    ),
 
 {% else %}
 
@@ -109,9 +113,36 @@ changed as (
     select partition_hour from recounted
     union all
     select partition_hour from restated
-)
+),
 
 {% endif %}
 
-select distinct partition_hour
-from changed
+hour_rows as (
+    select
+        partition_hour,
+        count(*) as row_count
+    from usage_rows
+    group by partition_hour
+),
+
+sized as (
+    select
+        changed_hours.partition_hour,
+        coalesce(hour_rows.row_count, 0) as row_count,
+        coalesce(sum(hour_rows.row_count) over (
+            order by changed_hours.partition_hour
+            rows between unbounded preceding and 1 preceding
+        ), 0) as rows_before
+    from (select distinct partition_hour from changed) as changed_hours
+    left join hour_rows
+        on changed_hours.partition_hour = hour_rows.partition_hour
+)
+
+select
+    partition_hour,
+    row_count,
+    cast(
+        (rows_before - mod(rows_before, {{ metering_slice_rows() }})) / {{ metering_slice_rows() }}
+        as {{ dbt.type_bigint() }}
+    ) as build_slice
+from sized
