@@ -726,6 +726,9 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", "Disk (MiB): " + ", ".join(f"{k} {_fmt(v, 1)}" for k, v in r["disk_mb"].items())]
     lines += ["", "## Checks", ""]
     for name, c in r["checks"].items():
+        if "configured" in c:  # a setting: what was asked, what the engine reports
+            lines.append(f"- {name}: configured {c['configured']}, in effect {_fmt(c['in_effect'])}")
+            continue
         ok = c.get("equal", c.get("identical", c.get("same")))
         extra = ""
         if c.get("differ"):

@@ -256,7 +256,7 @@ from versioned
     {%- set slices = metering_build_slices() -%}
     {%- set columns = metering_validated_columns() | join(", ") -%}
     {%- for build_slice in slices[1:] -%}
-        {%- do log("int_metering_usage_validated: build slice " ~ loop.index + 1 ~ " of "
+        {%- do log("int_metering_usage_validated: build slice " ~ (loop.index + 1) ~ " of "
                    ~ slices | length ~ " (" ~ build_slice[1] ~ " to " ~ build_slice[2] ~ ")") -%}
         {%- do run_query("insert into " ~ this ~ " (" ~ columns ~ ")\n"
                          ~ metering_validated_rows(build_slice, metering_code_version())) -%}
