@@ -215,15 +215,18 @@ def copy_world(world: Path, tmp_path: Path) -> Path:
     return target
 
 
-# The longest tests, started first (in this order) so that pytest-xdist, which hands tests out
-# in collection order, runs them side by side from the start instead of leaving one of them to
-# finish alone at the end; each of the first three builds a world the others do not share, the
-# fourth builds demo_world, which later tests read.
+# The longest tests, started first so that they run side by side from the start instead of one
+# of them finishing alone at the end. `./dev test` runs pytest-xdist with `--maxschedchunk 1`:
+# each worker starts with two consecutive tests, then gets one more whenever it has fewer than
+# two waiting (with the default chunks, one worker got the first ≈ 37 tests, every long one of
+# them, and ran them one after another while the others idled: 40 min). So the first three long
+# ones are placed 0, 2, 4, a short test after each; reruns builds demo_world, which later tests
+# (the loader kills among them) read, so it starts at once.
 FIRST = (
     "tests/bench/test_harness.py::test_smoke_bench",
+    "tests/reliability/test_reruns.py::test_three_runs_of_a_night_and_a_backfill_change_nothing",  # demo_world
     "tests/test_demo.py::test_clean_world_flags_nothing",  # builds three_month_world
     "tests/test_demo.py::test_demo_postgres",
-    "tests/reliability/test_reruns.py::test_three_runs_of_a_night_and_a_backfill_change_nothing",  # demo_world
     "tests/dags/test_airflow_dagrun_month_close.py",
     "tests/reliability/test_loader_kills.py",
     "tests/dags/test_airflow_dagrun_nightly.py",
@@ -235,3 +238,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return next((i for i, prefix in enumerate(FIRST) if item.nodeid.startswith(prefix)), len(FIRST))
 
     items.sort(key=rank)  # stable: the rest keep their order
+    long = [item for item in items if rank(item) < len(FIRST)]
+    rest = items[len(long):]
+    head: list[pytest.Item] = []
+    for item in long[:3]:  # each worker's first two tests: a long one and a short one
+        head += [item, *rest[:1]]
+        rest = rest[1:]
+    items[:] = head + long[3:] + rest
