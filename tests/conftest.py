@@ -219,7 +219,7 @@ def copy_world(world: Path, tmp_path: Path) -> Path:
 # of them finishing alone at the end. `./dev test` runs pytest-xdist with `--maxschedchunk 1`:
 # each worker starts with two consecutive tests, then gets one more whenever it has fewer than
 # two waiting (with the default chunks, one worker got the first ≈ 37 tests, every long one of
-# them, and ran them one after another while the others idled: 40 min). So the first three long
+# them, and ran them one after another while the others idled: the run took 47 min). So the first three long
 # ones are placed 0, 2, 4, a short test after each; reruns builds demo_world, which later tests
 # (the loader kills among them) read, so it starts at once.
 FIRST = (
