@@ -460,6 +460,18 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
             steps.run("floor_f1_group_by", "floor_group", {"glob": glob},
                       "F1: bare GROUP BY account, category, period")
 
+        def prepare_warehouse(name: str, folder: Path) -> str:
+            """A warehouse's config, its Stripe history loaded and dbt's parse cache warm."""
+            cfg = str(_toml(folder / "meterline.toml", world,
+                            f"duckdb:///{folder / 'warehouse.duckdb'}", folder / "state",
+                            duckdb_settings))
+            steps.run(f"{name}_stripe_history", "stripe_history",
+                      {"config": cfg, "stripe_dir": str(world.stripe_dir), "until": until},
+                      "set-up: Stripe history", setup=True)
+            steps.run(f"{name}_dbt_parse", "dbt_parse", {"config": cfg}, "set-up: dbt parse (cold)",
+                      setup=True)
+            return cfg
+
         # warehouse A: every stage on its own, over every night
         a_dir = work / "A"
         snap_a = None
@@ -470,15 +482,8 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
                         "dbt_fixed_overhead", "postgres_nightly"):
                 skipped[key] = "not run (--nightly-only)"
         if not nightly_only:
-            a_cfg = str(_toml(a_dir / "meterline.toml", world,
-                              f"duckdb:///{a_dir / 'warehouse.duckdb'}", a_dir / "state",
-                              duckdb_settings))
             try:
-                steps.run("A_stripe_history", "stripe_history",
-                          {"config": a_cfg, "stripe_dir": str(world.stripe_dir), "until": until},
-                          "set-up: Stripe history", setup=True)
-                steps.run("A_dbt_parse", "dbt_parse", {"config": a_cfg}, "set-up: dbt parse (cold)",
-                          setup=True)
+                a_cfg = prepare_warehouse("A", a_dir)
                 steps.run("ingest", "ingest", {"config": a_cfg, "days": all_nights},
                           f"ingest, {world.days} nights")
                 steps.run("rating_models", "rating_models", {"config": a_cfg},
@@ -534,15 +539,8 @@ def run_bench(size: str, out_dir: Path, json_only: bool = False, postgres: bool 
 
         # warehouse B: the whole nightly, then the incremental night
         b_dir = work / "B"
-        b_cfg = str(_toml(b_dir / "meterline.toml", world,
-                          f"duckdb:///{b_dir / 'warehouse.duckdb'}", b_dir / "state",
-                          duckdb_settings))
         try:
-            steps.run("B_stripe_history", "stripe_history",
-                      {"config": b_cfg, "stripe_dir": str(world.stripe_dir), "until": until},
-                      "set-up: Stripe history", setup=True)
-            steps.run("B_dbt_parse", "dbt_parse", {"config": b_cfg}, "set-up: dbt parse (cold)",
-                      setup=True)
+            b_cfg = prepare_warehouse("B", b_dir)
             steps.run("nightly_full", "nightly",
                       {"config": b_cfg, "days": _nights(world, 0, world.days - 1)},
                       f"whole nightly: full rebuild over {world.days - 1} nights")
